@@ -1,0 +1,580 @@
+"""The Python layer: validation, dtype and layout policy, ``out=``, threads.
+
+Every public function is generated from its registry entry by
+:func:`build_functions`; one generic driver per kind of activation
+(element-wise, prelu, softmax, maxout) does the work, so the rules of
+CONTRACT.md section 2 are written exactly once, here:
+
+- dtypes: float32 -> float32, float64 -> float64, float16 computed in float32
+  and returned as float16, bool/integer -> float64; anything else TypeError.
+- layouts: inputs become C-contiguous, aligned, native-endian arrays of the
+  compute dtype (a copy only where they are not already), so the backends see
+  one layout.
+- ``out``: checked before anything is computed (so nothing is written when a
+  call raises); written directly when it is C-contiguous in the compute dtype,
+  else through a temporary.  An input that overlaps ``out`` other than as the
+  very same view is copied first (NumPy's rule); the very same view is the
+  in-place case, which every kernel supports.
+
+Backends receive validated parameters and prepared arrays only; they live in
+:class:`NativeBackend` (the compiled ``_native`` module) and
+:class:`NumpyBackend` (``_numpy_backend``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import os
+import warnings
+
+import numpy as np
+
+from . import _registry as R
+from . import _threads
+from ._docstrings import backward_doc, forward_doc
+
+try:  # NumPy >= 2
+    from numpy.lib.array_utils import normalize_axis_index
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.multiarray import normalize_axis_index
+
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# Arrays in
+
+def _asarray(fname, what, a):
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{fname}: {what} has unsupported dtype {arr.dtype}; expected a "
+                        "real floating-point, integer or bool array")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        raise TypeError(f"{fname}: {what} has unsupported dtype {arr.dtype}; fastact computes "
+                        "in float32 or float64 (cast with .astype(np.float64))")
+    return arr
+
+
+def _dtypes(*arrays):
+    """(compute dtype, result dtype) for the given input arrays."""
+    wide = any(a.dtype.kind != "f" or a.dtype.itemsize == 8 for a in arrays)
+    ct = _F64 if wide else _F32
+    rt = _F16 if all(a.dtype.kind == "f" and a.dtype.itemsize == 2 for a in arrays) else ct
+    return ct, rt
+
+
+def _prepared(a, ct):
+    """``a`` as a C-contiguous, aligned, native-endian array of dtype ``ct``."""
+    return np.require(a, dtype=ct, requirements=("C", "A"))
+
+
+def _same_shape(fname, shape, what, other):
+    if other.shape != shape:
+        raise ValueError(f"{fname}: {what} has shape {other.shape}, expected {shape} "
+                         "(the shape of the forward result)")
+
+
+def _check_out(fname, out, shape, rt):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{fname}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype.type is not rt.type:
+        raise TypeError(f"{fname}: out has dtype {out.dtype}, expected {rt}")
+    if out.shape != shape:
+        raise ValueError(f"{fname}: out has shape {out.shape}, expected {shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{fname}: out is read-only")
+    return out
+
+
+def _same_view(a, b):
+    return (a.shape == b.shape and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def _destination(out, ct, shape, inputs):
+    """The array the backend writes, and the inputs made safe against overlap."""
+    if (out is not None and out.dtype == ct and out.flags.c_contiguous
+            and out.flags.aligned):
+        safe = tuple(a.copy() if np.may_share_memory(a, out) and not _same_view(a, out) else a
+                     for a in inputs)
+        return out, safe
+    return np.empty(shape, ct), inputs
+
+
+def _finish(dest, out, rt):
+    if out is None:
+        result = dest if dest.dtype == rt else dest.astype(rt)
+        return result[()] if result.ndim == 0 else result
+    if dest is not out:
+        np.copyto(out, dest, casting="unsafe")
+    return out
+
+
+def _bias(fname, bias, shape, ct):
+    """Bias as a 1-D compute-dtype array of length shape[-1] (or 1), or None."""
+    if bias is None:
+        return None
+    b = np.asarray(bias)
+    if b.dtype.kind not in "biuf":
+        raise TypeError(f"{fname}: bias has unsupported dtype {b.dtype}")
+    if isinstance(bias, np.ndarray) and b.ndim and not np.can_cast(b.dtype, ct, "safe"):
+        raise TypeError(f"{fname}: bias has dtype {b.dtype} but x computes in {ct}; "
+                        f"pass a bias of x's dtype")
+    if b.ndim == 0:
+        b = b.reshape(1)
+    elif b.ndim != 1 or not shape or b.shape[0] != shape[-1]:
+        want = f"length x.shape[-1] = {shape[-1]}" if shape else "a scalar (x is 0-d)"
+        raise ValueError(f"{fname}: bias must be a scalar or a 1-D array of {want}, "
+                         f"got shape {b.shape}")
+    with np.errstate(all="ignore"):
+        return _prepared(b, ct)
+
+
+def _axis(fname, axis, ndim):
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{fname}: axis must be an integer, got {type(axis).__name__}") from None
+    return normalize_axis_index(axis, ndim, fname)
+
+
+def _split(shape, axis):
+    """(outer, L, inner) of a C-contiguous array around ``axis``."""
+    return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+
+
+# ---------------------------------------------------------------------------
+# Parameters
+
+def _check_params(act, fname, values):
+    """Validated {name: value} for the registry params of ``act`` (not axis/array)."""
+    checked = {}
+    for param, value in zip(act.params, values):
+        if param.kind in ("axis", "array"):
+            continue
+        checked[param.name] = _check_param(fname, param, value)
+    for predicate, message in act.constraints:
+        if not predicate(checked):
+            shown = ", ".join(f"{k}={v!r}" for k, v in checked.items())
+            raise ValueError(f"{fname}: {message}, got {shown}")
+    return checked
+
+
+def _check_param(fname, param, value):
+    name = param.name
+    if param.kind == "choice":
+        if not isinstance(value, str) or value not in param.choices:
+            raise ValueError(f"{fname}: {name} must be {param.expect}, got {value!r}")
+        return value
+    if param.kind == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{fname}: {name} must be True or False, got {value!r}")
+        return bool(value)
+    if param.kind == "int":
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{fname}: {name} must be an integer, got {value!r}")
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{fname}: {name} must be an integer, got {value!r}") from None
+    else:
+        if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
+            raise TypeError(f"{fname}: {name} must be a real number, got {value!r}")
+        value = float(value)
+    if param.check is not None and not param.check(value):
+        raise ValueError(f"{fname}: {name} must be {param.expect}, got {value!r}")
+    return value
+
+
+def _native_params(act, p):
+    """(tuple of doubles, key) for the C kernels, in registry order."""
+    vec = []
+    key = 0
+    for param in act.params:
+        if param.native == "p":
+            value = p[param.name]
+            vec.append(float(param.choices.index(value)) if param.kind == "choice"
+                       else float(value))
+        elif param.native == "key":
+            key = p[param.name]
+    return tuple(vec), key
+
+
+# ---------------------------------------------------------------------------
+# Backends
+
+class NumpyBackend:
+    """Pure NumPy; also the reference the native backend is tested against."""
+
+    name = "numpy"
+
+    def __init__(self):
+        from . import _numpy_backend
+        self.m = _numpy_backend
+
+    def _fn(self, act, suffix):
+        return getattr(self.m, f"{act.name}_{suffix}")
+
+    @staticmethod
+    def _biased(x, bias):
+        if bias is None:
+            return x
+        with np.errstate(all="ignore"):
+            return x + bias
+
+    def forward(self, act, x, out, bias, p):
+        out[...] = self._fn(act, "forward")(self._biased(x, bias), p)
+
+    def backward(self, act, g, x, out, bias, p):
+        out[...] = self._fn(act, "backward")(g, self._biased(x, bias), p)
+
+    def backward_y(self, act, g, y, out, p):
+        out[...] = self._fn(act, "backward_y")(g, y, p)
+
+    def prelu(self, x, w, out, bias, dims, p):
+        z = self._biased(x, bias).reshape(dims)
+        out.reshape(dims)[...] = self.m.prelu_forward(z, w, p)
+
+    def prelu_backward(self, g, x, w, out, gw, bias, dims, p):
+        z = self._biased(x, bias).reshape(dims)
+        gi, gw[...] = self.m.prelu_backward(g.reshape(dims), z, w, p)
+        out.reshape(dims)[...] = gi
+
+    def softmax(self, act, x, out, dims, p):
+        out.reshape(dims)[...] = self._fn(act, "forward")(x.reshape(dims), p)
+
+    def softmax_backward(self, act, g, y, out, dims, p):
+        out.reshape(dims)[...] = self._fn(act, "backward")(g.reshape(dims), y.reshape(dims), p)
+
+    def maxout(self, x, out, dims, p):
+        outer, K, pieces, inner = dims
+        out.reshape(outer, K, inner)[...] = self.m.maxout_forward(x.reshape(dims), p)
+
+    def maxout_backward(self, g, x, out, dims, p):
+        outer, K, pieces, inner = dims
+        out.reshape(dims)[...] = self.m.maxout_backward(g.reshape(outer, K, inner),
+                                                        x.reshape(dims), p)
+
+
+class NativeBackend:
+    """The compiled kernels (``_native``): OpenMP chunks over SIMD-friendly C."""
+
+    name = "native"
+
+    def __init__(self, module):
+        self.m = module
+        self._empty = {_F32: np.empty(0, _F32), _F64: np.empty(0, _F64)}
+
+    def _bias(self, bias, dtype):
+        return self._empty[dtype] if bias is None else bias
+
+    def forward(self, act, x, out, bias, p):
+        vec, key = _native_params(act, p)
+        self.m.forward(R.op_code(act.name), x.reshape(-1), out.reshape(-1),
+                       self._bias(bias, x.dtype), vec, key, _threads.threads_for(x.size))
+
+    def backward(self, act, g, x, out, bias, p):
+        vec, key = _native_params(act, p)
+        self.m.backward(R.op_code(act.name), g.reshape(-1), x.reshape(-1), out.reshape(-1),
+                        self._bias(bias, x.dtype), vec, key, _threads.threads_for(x.size))
+
+    def backward_y(self, act, g, y, out, p):
+        vec, _ = _native_params(act, p)
+        self.m.backward_y(R.op_code(act.name), g.reshape(-1), y.reshape(-1), out.reshape(-1),
+                          vec, _threads.threads_for(y.size))
+
+    def prelu(self, x, w, out, bias, dims, p):
+        self.m.prelu(x.reshape(-1), w, out.reshape(-1), self._bias(bias, x.dtype), *dims,
+                     _threads.threads_for(x.size))
+
+    def prelu_backward(self, g, x, w, out, gw, bias, dims, p):
+        self.m.prelu_backward(g.reshape(-1), x.reshape(-1), w, out.reshape(-1), gw,
+                              self._bias(bias, x.dtype), *dims, _threads.threads_for(x.size))
+
+    def softmax(self, act, x, out, dims, p):
+        self.m.softmax(act.name == "log_softmax", x.reshape(-1), out.reshape(-1), *dims,
+                       _threads.threads_for(x.size))
+
+    def softmax_backward(self, act, g, y, out, dims, p):
+        self.m.softmax_backward(act.name == "log_softmax", g.reshape(-1), y.reshape(-1),
+                                out.reshape(-1), *dims, _threads.threads_for(y.size))
+
+    def maxout(self, x, out, dims, p):
+        outer, K, pieces, inner = dims
+        self.m.maxout(x.reshape(-1), out.reshape(-1), outer, K, pieces, inner,
+                      _threads.threads_for(x.size))
+
+    def maxout_backward(self, g, x, out, dims, p):
+        outer, K, pieces, inner = dims
+        self.m.maxout_backward(g.reshape(-1), x.reshape(-1), out.reshape(-1), outer, K,
+                               pieces, inner, _threads.threads_for(x.size))
+
+
+# ---------------------------------------------------------------------------
+# Drivers: one per kind of activation
+
+class _Driver:
+    def __init__(self, act, backend):
+        self.act = act
+        self.backend = backend
+        self.name = act.name
+        self.bname = act.name + "_backward"
+
+
+class _ElementwiseDriver(_Driver):
+    def forward(self, x, values, out, bias):
+        fname = self.name
+        p = _check_params(self.act, fname, values)
+        x = _asarray(fname, "x", x)
+        ct, rt = _dtypes(x)
+        b = _bias(fname, bias, x.shape, ct)
+        out = _check_out(fname, out, x.shape, rt)
+        dest, (xa,) = _destination(out, ct, x.shape, (_prepared(x, ct),))
+        if xa.size:
+            self.backend.forward(self.act, xa, dest, b, p)
+        return _finish(dest, out, rt)
+
+    def backward(self, g, x, values, y, out, bias):
+        fname = self.bname
+        if self.act.backward_from_y:
+            if (x is None) == (y is None):
+                raise TypeError(f"{fname}: pass exactly one of x (the input) and y "
+                                "(the forward result)")
+        elif x is None:
+            raise TypeError(f"{fname}: missing the input x")
+        p = _check_params(self.act, fname, values)
+        g = _asarray(fname, "grad_output", g)
+        src = _asarray(fname, "x" if y is None else "y", x if y is None else y)
+        _same_shape(fname, src.shape, "grad_output", g)
+        ct, rt = _dtypes(g, src)
+        if y is not None and bias is not None:
+            raise ValueError(f"{fname}: bias applies to x; it cannot be combined with y=")
+        b = _bias(fname, bias, src.shape, ct)
+        out = _check_out(fname, out, src.shape, rt)
+        dest, (ga, sa) = _destination(out, ct, src.shape, (_prepared(g, ct), _prepared(src, ct)))
+        if sa.size:
+            if y is None:
+                self.backend.backward(self.act, ga, sa, dest, b, p)
+            else:
+                self.backend.backward_y(self.act, ga, sa, dest, p)
+        return _finish(dest, out, rt)
+
+
+class _PreluDriver(_Driver):
+    def _layout(self, fname, x, weight, axis, ct):
+        """(outer, C, inner) and the weight as a 1-D compute-dtype array."""
+        w = np.asarray(weight)
+        if w.dtype.kind not in "biuf":
+            raise TypeError(f"{fname}: weight has unsupported dtype {w.dtype}")
+        ax = _axis(fname, axis, x.ndim) if x.ndim >= 2 else None
+        if w.ndim == 0:
+            dims = (1, 1, x.size)
+        else:
+            channels = x.shape[ax] if ax is not None else 1
+            if w.ndim != 1 or w.shape[0] != channels:
+                where = (f"x.shape[{ax}] = {channels}" if ax is not None
+                         else "1 (x has fewer than 2 dimensions)")
+                raise ValueError(f"{fname}: weight must be a scalar or a 1-D array of "
+                                 f"length {where}, got shape {w.shape}")
+            dims = _split(x.shape, ax) if ax is not None else (1, 1, x.size)
+        with np.errstate(all="ignore"):
+            return dims, _prepared(w.reshape(-1), ct)
+
+    def forward(self, x, weight, axis, out, bias):
+        fname = self.name
+        x = _asarray(fname, "x", x)
+        ct, rt = _dtypes(x)
+        dims, w = self._layout(fname, x, weight, axis, ct)
+        b = _bias(fname, bias, x.shape, ct)
+        out = _check_out(fname, out, x.shape, rt)
+        dest, (xa,) = _destination(out, ct, x.shape, (_prepared(x, ct),))
+        if xa.size:
+            self.backend.prelu(xa, w, dest, b, dims, {})
+        return _finish(dest, out, rt)
+
+    def backward(self, g, x, weight, axis, out, bias):
+        fname = self.bname
+        g = _asarray(fname, "grad_output", g)
+        x = _asarray(fname, "x", x)
+        _same_shape(fname, x.shape, "grad_output", g)
+        ct, rt = _dtypes(g, x)
+        dims, w = self._layout(fname, x, weight, axis, ct)
+        b = _bias(fname, bias, x.shape, ct)
+        out = _check_out(fname, out, x.shape, rt)
+        dest, (ga, xa) = _destination(out, ct, x.shape, (_prepared(g, ct), _prepared(x, ct)))
+        gw = np.zeros(w.shape, ct)
+        if xa.size:
+            self.backend.prelu_backward(ga, xa, w, dest, gw, b, dims, {})
+        gw = gw.astype(rt, copy=False).reshape(np.shape(weight))
+        return _finish(dest, out, rt), gw
+
+
+class _SoftmaxDriver(_Driver):
+    def forward(self, x, axis, out):
+        fname = self.name
+        x = _asarray(fname, "x", x)
+        ct, rt = _dtypes(x)
+        dims = _split(x.shape, _axis(fname, axis, x.ndim))
+        out = _check_out(fname, out, x.shape, rt)
+        dest, (xa,) = _destination(out, ct, x.shape, (_prepared(x, ct),))
+        if xa.size:
+            self.backend.softmax(self.act, xa, dest, dims, {})
+        return _finish(dest, out, rt)
+
+    def backward(self, g, y, axis, out):
+        fname = self.bname
+        g = _asarray(fname, "grad_output", g)
+        y = _asarray(fname, "y", y)
+        _same_shape(fname, y.shape, "grad_output", g)
+        ct, rt = _dtypes(g, y)
+        dims = _split(y.shape, _axis(fname, axis, y.ndim))
+        out = _check_out(fname, out, y.shape, rt)
+        dest, (ga, ya) = _destination(out, ct, y.shape, (_prepared(g, ct), _prepared(y, ct)))
+        if ya.size:
+            self.backend.softmax_backward(self.act, ga, ya, dest, dims, {})
+        return _finish(dest, out, rt)
+
+
+class _MaxoutDriver(_Driver):
+    def _layout(self, fname, x, pieces, axis):
+        pieces = _check_param(fname, self.act.params[0], pieces)
+        ax = _axis(fname, axis, x.ndim)
+        length = x.shape[ax]
+        if length % pieces:
+            raise ValueError(f"{fname}: x.shape[{ax}] = {length} is not divisible by "
+                             f"pieces = {pieces}")
+        outer, _, inner = _split(x.shape, ax)
+        reduced = x.shape[:ax] + (length // pieces,) + x.shape[ax + 1:]
+        return (outer, length // pieces, pieces, inner), reduced
+
+    def forward(self, x, pieces, axis, out):
+        fname = self.name
+        x = _asarray(fname, "x", x)
+        ct, rt = _dtypes(x)
+        dims, shape = self._layout(fname, x, pieces, axis)
+        out = _check_out(fname, out, shape, rt)
+        dest, (xa,) = _destination(out, ct, shape, (_prepared(x, ct),))
+        if dest.size:
+            self.backend.maxout(xa, dest, dims, {})
+        return _finish(dest, out, rt)
+
+    def backward(self, g, x, pieces, axis, out):
+        fname = self.bname
+        g = _asarray(fname, "grad_output", g)
+        x = _asarray(fname, "x", x)
+        dims, shape = self._layout(fname, x, pieces, axis)
+        _same_shape(fname, shape, "grad_output", g)
+        ct, rt = _dtypes(g, x)
+        out = _check_out(fname, out, x.shape, rt)
+        dest, (ga, xa) = _destination(out, ct, x.shape, (_prepared(g, ct), _prepared(x, ct)))
+        if dest.size:
+            self.backend.maxout_backward(ga, xa, dest, dims, {})
+        return _finish(dest, out, rt)
+
+
+_DRIVERS = {R.ELEMENTWISE: _ElementwiseDriver, R.PRELU: _PreluDriver,
+            R.SOFTMAX: _SoftmaxDriver, R.MAXOUT: _MaxoutDriver}
+
+
+# ---------------------------------------------------------------------------
+# Function factory: real signatures (for help() and IDEs), generated source
+
+def _param_text(param):
+    return param.name if param.default is R.REQUIRED else f"{param.name}={param.default!r}"
+
+
+def _signatures(act):
+    """(forward source, backward source) of the public functions of ``act``."""
+    pos = [p for p in act.params if not p.keyword_only]
+    kw = [p for p in act.params if p.keyword_only]
+    names = [p.name for p in act.params]
+    pos_text = "".join(", " + _param_text(p) for p in pos)
+    kw_text = "".join(_param_text(p) + ", " for p in kw)
+    values = "(" + "".join(n + ", " for n in names) + ")"
+    n, b = act.name, act.name + "_backward"
+    if act.kind == R.ELEMENTWISE:
+        x_arg = "x=None" if act.backward_from_y else "x"
+        y_arg = "y=None, " if act.backward_from_y else ""
+        y_val = "y" if act.backward_from_y else "None"
+        return (f"def {n}(x{pos_text}, *, {kw_text}out=None, bias=None):\n"
+                f"    return _driver.forward(x, {values}, out, bias)\n",
+                f"def {b}(grad_output, {x_arg}{pos_text}, *, {y_arg}{kw_text}out=None, bias=None):\n"
+                f"    return _driver.backward(grad_output, x, {values}, {y_val}, out, bias)\n")
+    if act.kind == R.PRELU:
+        return (f"def {n}(x{pos_text}, *, {kw_text}out=None, bias=None):\n"
+                f"    return _driver.forward(x, weight, axis, out, bias)\n",
+                f"def {b}(grad_output, x{pos_text}, *, {kw_text}out=None, bias=None):\n"
+                f"    return _driver.backward(grad_output, x, weight, axis, out, bias)\n")
+    if act.kind == R.SOFTMAX:
+        return (f"def {n}(x{pos_text}, *, out=None):\n"
+                f"    return _driver.forward(x, axis, out)\n",
+                f"def {b}(grad_output, y{pos_text}, *, out=None):\n"
+                f"    return _driver.backward(grad_output, y, axis, out)\n")
+    if act.kind == R.MAXOUT:
+        return (f"def {n}(x{pos_text}, *, out=None):\n"
+                f"    return _driver.forward(x, pieces, axis, out)\n",
+                f"def {b}(grad_output, x{pos_text}, *, out=None):\n"
+                f"    return _driver.backward(grad_output, x, pieces, axis, out)\n")
+    raise AssertionError(act.kind)
+
+
+def _make(source, name, driver, doc):
+    namespace = {"_driver": driver}
+    exec(compile(source, f"<fastact.{name}>", "exec"), namespace)
+    fn = namespace[name]
+    fn.__doc__ = doc
+    fn.__module__ = "fastact"
+    fn.__qualname__ = name
+    return fn
+
+
+def build_functions(backend):
+    """{name: function} of every public activation function, bound to ``backend``."""
+    functions = {}
+    for act in R.ACTIVATIONS:
+        driver = _DRIVERS[act.kind](act, backend)
+        fwd_src, bwd_src = _signatures(act)
+        functions[act.name] = _make(fwd_src, act.name, driver, forward_doc(act))
+        bname = act.name + "_backward"
+        functions[bname] = _make(bwd_src, bname, driver, backward_doc(act))
+    return functions
+
+
+# ---------------------------------------------------------------------------
+# Backend selection (CONTRACT.md section 6)
+
+def _load_native():
+    from . import _native
+    isa = os.environ.get("FASTACT_ISA", "").strip().lower()
+    if isa:
+        try:
+            _native.set_isa(isa)
+        except ValueError as exc:
+            warnings.warn(f"fastact: FASTACT_ISA={isa!r} ignored: {exc}", RuntimeWarning,
+                          stacklevel=4)
+    _threads._omp_max_threads = _native.omp_max_threads
+    _threads._parallel_used = _native.parallel_used
+    return NativeBackend(_native)
+
+
+def load_backends():
+    """(active backend, {name: backend} of all that loaded)."""
+    choice = os.environ.get("FASTACT_BACKEND", "").strip().lower()
+    if choice not in ("", "native", "numpy"):
+        raise ImportError(f"FASTACT_BACKEND must be 'native' or 'numpy', got {choice!r}")
+    backends = {"numpy": NumpyBackend()}
+    try:
+        backends["native"] = _load_native()
+    except ImportError as exc:
+        if choice == "native":
+            raise ImportError(f"FASTACT_BACKEND=native but the compiled extension cannot be "
+                              f"imported: {exc}") from exc
+        if choice == "":
+            warnings.warn(f"fastact: the compiled extension cannot be imported ({exc}); "
+                          "using the NumPy backend", RuntimeWarning, stacklevel=3)
+    active = backends["numpy"] if choice == "numpy" else backends.get("native", backends["numpy"])
+    return active, backends

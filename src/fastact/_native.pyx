@@ -1,0 +1,393 @@
+"""fastact's compiled loops: chunking and OpenMP over the C kernels.
+
+The Python driver (_api.py) has already validated everything and converted
+every array to a C-contiguous, aligned, native-endian 1-D view of float32 or
+float64, of the right sizes; these functions only split the work.  Each call
+releases the GIL.  With nthreads > 1 the index range is cut into nthreads
+contiguous chunks (static schedule, boundaries aligned to CHUNK_ALIGN
+elements); every chunk computes exactly what a single call would for its
+indices, so results are bit-identical for every thread count.  With
+nthreads == 1 no OpenMP region is entered at all, which is also what keeps a
+forked child safe (see _threads.py).
+"""
+
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "fa_omp.h" nogil:
+    int fa_openmp_enabled()
+    int fa_omp_max_threads()
+
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef struct fa_params:
+        double p[4]
+        uint64_t key
+
+    ctypedef struct fa_kernel_table:
+        const char *name
+        void (*forward_f32)(int, const float *, float *, int64_t, int64_t, const float *, int64_t, const fa_params *) noexcept nogil
+        void (*forward_f64)(int, const double *, double *, int64_t, int64_t, const double *, int64_t, const fa_params *) noexcept nogil
+        void (*backward_f32)(int, const float *, const float *, float *, int64_t, int64_t, const float *, int64_t, const fa_params *) noexcept nogil
+        void (*backward_f64)(int, const double *, const double *, double *, int64_t, int64_t, const double *, int64_t, const fa_params *) noexcept nogil
+        void (*backward_y_f32)(int, const float *, const float *, float *, int64_t, int64_t, const fa_params *) noexcept nogil
+        void (*backward_y_f64)(int, const double *, const double *, double *, int64_t, int64_t, const fa_params *) noexcept nogil
+        void (*softmax_f32)(int, const float *, float *, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*softmax_f64)(int, const double *, double *, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*softmax_backward_f32)(int, const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*softmax_backward_f64)(int, const double *, const double *, double *, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*maxout_f32)(const float *, float *, int64_t, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*maxout_f64)(const double *, double *, int64_t, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*maxout_backward_f32)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*maxout_backward_f64)(const double *, const double *, double *, int64_t, int64_t, int64_t, int64_t, int64_t) noexcept nogil
+        void (*prelu_f32)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t, const float *, int64_t) noexcept nogil
+        void (*prelu_f64)(const double *, const double *, double *, int64_t, int64_t, int64_t, int64_t, const double *, int64_t) noexcept nogil
+        void (*prelu_backward_f32)(const float *, const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t, const float *, int64_t) noexcept nogil
+        void (*prelu_backward_f64)(const double *, const double *, const double *, double *, int64_t, int64_t, int64_t, int64_t, const double *, int64_t) noexcept nogil
+        void (*prelu_weight_grad_f32)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t, int64_t, const float *, int64_t) noexcept nogil
+        void (*prelu_weight_grad_f64)(const double *, const double *, double *, int64_t, int64_t, int64_t, int64_t, int64_t, const double *, int64_t) noexcept nogil
+
+    enum:
+        FA_ISA_BASELINE
+        FA_ISA_X86_64_V3
+        FA_ISA_COUNT
+    const fa_kernel_table *fa_kernel_table_for(int isa)
+    int fa_best_isa()
+
+ctypedef fused floating:
+    float
+    double
+
+#: Chunk boundaries are multiples of this many elements (64 bytes of float32).
+CHUNK_ALIGN = 16
+cdef int64_t _ALIGN = 16
+
+#: ISA level names, indexed by level.
+ISA_NAMES = ("baseline", "x86-64-v3")
+
+cdef const fa_kernel_table *_table = fa_kernel_table_for(fa_best_isa())
+cdef bint _parallel_used = False
+
+
+def isa_compiled():
+    """Names of the ISA levels built into this extension."""
+    return tuple(ISA_NAMES[i] for i in range(FA_ISA_COUNT) if fa_kernel_table_for(i) != NULL)
+
+
+def isa_best():
+    """The best level this CPU runs."""
+    return ISA_NAMES[fa_best_isa()]
+
+
+def isa_in_use():
+    return _table.name.decode()
+
+
+def set_isa(str name):
+    """Use the kernels of level `name` (must be compiled and supported by the CPU)."""
+    global _table
+    cdef int level = ISA_NAMES.index(name)
+    if level > fa_best_isa() or fa_kernel_table_for(level) == NULL:
+        raise ValueError(f"ISA level {name!r} is not available on this CPU/build; "
+                         f"available: {isa_compiled()[:fa_best_isa() + 1]}")
+    _table = fa_kernel_table_for(level)
+
+
+def openmp_enabled():
+    return bool(fa_openmp_enabled())
+
+
+def omp_max_threads():
+    return fa_omp_max_threads()
+
+
+def parallel_used():
+    """Whether an OpenMP parallel region has run in this process."""
+    return _parallel_used
+
+
+cdef inline int64_t _bound(int64_t n, int64_t nchunks, int64_t c) noexcept nogil:
+    """Start of chunk c when [0, n) is cut into nchunks aligned pieces."""
+    if c >= nchunks:
+        return n
+    cdef int64_t b = <int64_t>((<double>n * c) / nchunks)
+    return b - b % _ALIGN
+
+
+cdef inline int _threads(int nthreads, int64_t units):
+    """Threads to use: never more than units of work; records parallel use."""
+    global _parallel_used
+    if nthreads > units:
+        nthreads = <int>units
+    if nthreads > 1:
+        _parallel_used = True
+    return nthreads if nthreads > 1 else 1
+
+
+cdef fa_params _params(tuple p, uint64_t key) except *:
+    cdef fa_params P
+    cdef int k
+    for k in range(4):
+        P.p[k] = p[k] if k < len(p) else 0.0
+    P.key = key
+    return P
+
+
+cdef inline const floating *_ptr_or_null(const floating[::1] a) noexcept nogil:
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+# ---- element-wise --------------------------------------------------------
+
+cdef inline void _forward(int op, const floating *x, floating *y, int64_t start,
+                          int64_t stop, const floating *b, int64_t ncols,
+                          const fa_params *P) noexcept nogil:
+    if floating is float:
+        _table.forward_f32(op, x, y, start, stop, b, ncols, P)
+    else:
+        _table.forward_f64(op, x, y, start, stop, b, ncols, P)
+
+
+def forward(int op, const floating[::1] x, floating[::1] y, const floating[::1] bias,
+            tuple params, uint64_t key, int nthreads):
+    """y = f(x + bias) for op code `op`; bias empty for none."""
+    cdef fa_params P = _params(params, key)
+    cdef const fa_params *pp = &P
+    cdef int64_t n = x.shape[0], ncols = bias.shape[0], c
+    cdef const floating *xp = &x[0]
+    cdef floating *yp = &y[0]
+    cdef const floating *bp = _ptr_or_null(bias)
+    cdef int nt = _threads(nthreads, n // _ALIGN)
+    with nogil:
+        if nt == 1:
+            _forward(op, xp, yp, 0, n, bp, ncols, pp)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _forward(op, xp, yp, _bound(n, nt, c), _bound(n, nt, c + 1), bp, ncols, pp)
+
+
+cdef inline void _backward(int op, const floating *g, const floating *x, floating *gi,
+                           int64_t start, int64_t stop, const floating *b, int64_t ncols,
+                           const fa_params *P) noexcept nogil:
+    if floating is float:
+        _table.backward_f32(op, g, x, gi, start, stop, b, ncols, P)
+    else:
+        _table.backward_f64(op, g, x, gi, start, stop, b, ncols, P)
+
+
+def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1] gi,
+             const floating[::1] bias, tuple params, uint64_t key, int nthreads):
+    """gi = g * f'(x + bias)."""
+    cdef fa_params P = _params(params, key)
+    cdef const fa_params *pp = &P
+    cdef int64_t n = x.shape[0], ncols = bias.shape[0], c
+    cdef const floating *gp = &g[0]
+    cdef const floating *xp = &x[0]
+    cdef floating *op_ = &gi[0]
+    cdef const floating *bp = _ptr_or_null(bias)
+    cdef int nt = _threads(nthreads, n // _ALIGN)
+    with nogil:
+        if nt == 1:
+            _backward(op, gp, xp, op_, 0, n, bp, ncols, pp)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _backward(op, gp, xp, op_, _bound(n, nt, c), _bound(n, nt, c + 1), bp, ncols, pp)
+
+
+cdef inline void _backward_y(int op, const floating *g, const floating *y, floating *gi,
+                             int64_t start, int64_t stop, const fa_params *P) noexcept nogil:
+    if floating is float:
+        _table.backward_y_f32(op, g, y, gi, start, stop, P)
+    else:
+        _table.backward_y_f64(op, g, y, gi, start, stop, P)
+
+
+def backward_y(int op, const floating[::1] g, const floating[::1] y, floating[::1] gi,
+               tuple params, int nthreads):
+    """gi = g * f'(x) computed from y = f(x)."""
+    cdef fa_params P = _params(params, 0)
+    cdef const fa_params *pp = &P
+    cdef int64_t n = y.shape[0], c
+    cdef const floating *gp = &g[0]
+    cdef const floating *yp = &y[0]
+    cdef floating *op_ = &gi[0]
+    cdef int nt = _threads(nthreads, n // _ALIGN)
+    with nogil:
+        if nt == 1:
+            _backward_y(op, gp, yp, op_, 0, n, pp)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _backward_y(op, gp, yp, op_, _bound(n, nt, c), _bound(n, nt, c + 1), pp)
+
+
+# ---- along an axis: (outer, L, inner) layouts, chunked over outer ---------
+
+cdef inline int64_t _obound(int64_t n, int64_t nchunks, int64_t c) noexcept nogil:
+    return n if c >= nchunks else (n * c) // nchunks
+
+
+cdef inline void _softmax(int log_form, const floating *x, floating *y, int64_t o0,
+                          int64_t o1, int64_t L, int64_t inner) noexcept nogil:
+    if floating is float:
+        _table.softmax_f32(log_form, x, y, o0, o1, L, inner)
+    else:
+        _table.softmax_f64(log_form, x, y, o0, o1, L, inner)
+
+
+def softmax(bint log_form, const floating[::1] x, floating[::1] y, int64_t outer,
+            int64_t L, int64_t inner, int nthreads):
+    cdef const floating *xp = &x[0]
+    cdef floating *yp = &y[0]
+    cdef int64_t c
+    cdef int nt = _threads(nthreads, outer)
+    with nogil:
+        if nt == 1:
+            _softmax(log_form, xp, yp, 0, outer, L, inner)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _softmax(log_form, xp, yp, _obound(outer, nt, c), _obound(outer, nt, c + 1), L, inner)
+
+
+cdef inline void _softmax_backward(int log_form, const floating *g, const floating *y,
+                                   floating *gi, int64_t o0, int64_t o1, int64_t L,
+                                   int64_t inner) noexcept nogil:
+    if floating is float:
+        _table.softmax_backward_f32(log_form, g, y, gi, o0, o1, L, inner)
+    else:
+        _table.softmax_backward_f64(log_form, g, y, gi, o0, o1, L, inner)
+
+
+def softmax_backward(bint log_form, const floating[::1] g, const floating[::1] y,
+                     floating[::1] gi, int64_t outer, int64_t L, int64_t inner, int nthreads):
+    cdef const floating *gp = &g[0]
+    cdef const floating *yp = &y[0]
+    cdef floating *op_ = &gi[0]
+    cdef int64_t c
+    cdef int nt = _threads(nthreads, outer)
+    with nogil:
+        if nt == 1:
+            _softmax_backward(log_form, gp, yp, op_, 0, outer, L, inner)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _softmax_backward(log_form, gp, yp, op_, _obound(outer, nt, c),
+                                  _obound(outer, nt, c + 1), L, inner)
+
+
+cdef inline void _maxout(const floating *x, floating *y, int64_t o0, int64_t o1, int64_t K,
+                         int64_t pieces, int64_t inner) noexcept nogil:
+    if floating is float:
+        _table.maxout_f32(x, y, o0, o1, K, pieces, inner)
+    else:
+        _table.maxout_f64(x, y, o0, o1, K, pieces, inner)
+
+
+def maxout(const floating[::1] x, floating[::1] y, int64_t outer, int64_t K,
+           int64_t pieces, int64_t inner, int nthreads):
+    cdef const floating *xp = &x[0]
+    cdef floating *yp = &y[0]
+    cdef int64_t c
+    cdef int nt = _threads(nthreads, outer)
+    with nogil:
+        if nt == 1:
+            _maxout(xp, yp, 0, outer, K, pieces, inner)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _maxout(xp, yp, _obound(outer, nt, c), _obound(outer, nt, c + 1), K, pieces, inner)
+
+
+cdef inline void _maxout_backward(const floating *g, const floating *x, floating *gi,
+                                  int64_t o0, int64_t o1, int64_t K, int64_t pieces,
+                                  int64_t inner) noexcept nogil:
+    if floating is float:
+        _table.maxout_backward_f32(g, x, gi, o0, o1, K, pieces, inner)
+    else:
+        _table.maxout_backward_f64(g, x, gi, o0, o1, K, pieces, inner)
+
+
+def maxout_backward(const floating[::1] g, const floating[::1] x, floating[::1] gi,
+                    int64_t outer, int64_t K, int64_t pieces, int64_t inner, int nthreads):
+    cdef const floating *gp = &g[0]
+    cdef const floating *xp = &x[0]
+    cdef floating *op_ = &gi[0]
+    cdef int64_t c
+    cdef int nt = _threads(nthreads, outer)
+    with nogil:
+        if nt == 1:
+            _maxout_backward(gp, xp, op_, 0, outer, K, pieces, inner)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _maxout_backward(gp, xp, op_, _obound(outer, nt, c), _obound(outer, nt, c + 1),
+                                 K, pieces, inner)
+
+
+cdef inline void _prelu(const floating *x, const floating *w, floating *y, int64_t o0,
+                        int64_t o1, int64_t C, int64_t inner, const floating *b,
+                        int64_t ncols) noexcept nogil:
+    if floating is float:
+        _table.prelu_f32(x, w, y, o0, o1, C, inner, b, ncols)
+    else:
+        _table.prelu_f64(x, w, y, o0, o1, C, inner, b, ncols)
+
+
+def prelu(const floating[::1] x, const floating[::1] w, floating[::1] y,
+          const floating[::1] bias, int64_t outer, int64_t C, int64_t inner, int nthreads):
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef floating *yp = &y[0]
+    cdef const floating *bp = _ptr_or_null(bias)
+    cdef int64_t ncols = bias.shape[0], c
+    cdef int nt = _threads(nthreads, outer)
+    with nogil:
+        if nt == 1:
+            _prelu(xp, wp, yp, 0, outer, C, inner, bp, ncols)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _prelu(xp, wp, yp, _obound(outer, nt, c), _obound(outer, nt, c + 1), C, inner,
+                       bp, ncols)
+
+
+cdef inline void _prelu_backward(const floating *g, const floating *x, const floating *w,
+                                 floating *gi, int64_t o0, int64_t o1, int64_t C,
+                                 int64_t inner, const floating *b, int64_t ncols) noexcept nogil:
+    if floating is float:
+        _table.prelu_backward_f32(g, x, w, gi, o0, o1, C, inner, b, ncols)
+    else:
+        _table.prelu_backward_f64(g, x, w, gi, o0, o1, C, inner, b, ncols)
+
+
+cdef inline void _prelu_weight_grad(const floating *g, const floating *x, floating *gw,
+                                    int64_t c0, int64_t c1, int64_t outer, int64_t C,
+                                    int64_t inner, const floating *b, int64_t ncols) noexcept nogil:
+    if floating is float:
+        _table.prelu_weight_grad_f32(g, x, gw, c0, c1, outer, C, inner, b, ncols)
+    else:
+        _table.prelu_weight_grad_f64(g, x, gw, c0, c1, outer, C, inner, b, ncols)
+
+
+def prelu_backward(const floating[::1] g, const floating[::1] x, const floating[::1] w,
+                   floating[::1] gi, floating[::1] gw, const floating[::1] bias,
+                   int64_t outer, int64_t C, int64_t inner, int nthreads):
+    """grad_input into gi; grad_weight into gw (one thread per channel block,
+    each channel summed in one fixed order). gw is computed before gi is
+    written, so gi may be g."""
+    cdef const floating *gp = &g[0]
+    cdef const floating *xp = &x[0]
+    cdef const floating *wp = &w[0]
+    cdef floating *op_ = &gi[0]
+    cdef floating *gwp = &gw[0]
+    cdef const floating *bp = _ptr_or_null(bias)
+    cdef int64_t ncols = bias.shape[0], c
+    cdef int ntw = _threads(nthreads, C)
+    cdef int nt = _threads(nthreads, outer)
+    with nogil:
+        if ntw == 1:
+            _prelu_weight_grad(gp, xp, gwp, 0, C, outer, C, inner, bp, ncols)
+        else:
+            for c in prange(ntw, schedule="static", num_threads=ntw):
+                _prelu_weight_grad(gp, xp, gwp, _obound(C, ntw, c), _obound(C, ntw, c + 1),
+                                   outer, C, inner, bp, ncols)
+        if nt == 1:
+            _prelu_backward(gp, xp, wp, op_, 0, outer, C, inner, bp, ncols)
+        else:
+            for c in prange(nt, schedule="static", num_threads=nt):
+                _prelu_backward(gp, xp, wp, op_, _obound(outer, nt, c), _obound(outer, nt, c + 1),
+                                C, inner, bp, ncols)

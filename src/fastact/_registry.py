@@ -1,0 +1,424 @@
+"""The one description of every activation fastact provides.
+
+Everything else derives from the entries below: the public functions and their
+``_backward`` partners (``_api``), their numpydoc docstrings (``_docstrings``),
+the NumPy backend's dispatch (``_numpy_backend`` defines ``<name>_forward`` and
+``<name>_grad`` by naming convention), the native op table (``setup.py``
+generates ``kernels/fa_ops.h`` from :data:`ACTIVATIONS`; the C math lives in
+``kernels/fa_math.h`` under the same names), the test parametrisation and the
+benchmark list.
+
+Adding an activation is one :class:`Activation` entry here plus its math in
+``_numpy_backend.py`` and ``kernels/fa_math.h``.
+
+This module must import with the standard library alone: ``setup.py`` executes
+it at build time, before NumPy is importable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
+
+INF = math.inf
+NAN = math.nan
+
+class _Required:
+    """Default of a parameter that has none (``prelu``'s weight, ``maxout``'s pieces)."""
+
+    def __repr__(self):
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+#: Kinds of activation; each kind has one generic driver in ``_api``.
+ELEMENTWISE = "elementwise"  # y = f(x; params), same shape
+PRELU = "prelu"  # leaky_relu with a per-channel learned slope
+SOFTMAX = "softmax"  # normalised along one axis
+MAXOUT = "maxout"  # max over consecutive groups along one axis
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an activation, after ``x``.
+
+    ``check`` returns True for an acceptable value; ``expect`` says in words
+    what is acceptable and goes into the ``ValueError`` message. ``native``
+    says how the value reaches the C kernels: ``"p"`` (the next slot of the
+    ``double p[4]`` vector), ``"key"`` (the 64-bit generator key), or ``None``
+    (handled by the Python driver, e.g. ``axis``).
+    """
+
+    name: str
+    default: Any
+    doc: str
+    kind: str = "float"  # float | int | bool | choice | axis | array
+    choices: Tuple[str, ...] = ()
+    check: Optional[Callable[[Any], bool]] = None
+    expect: str = ""
+    keyword_only: bool = False
+    native: Optional[str] = "p"
+
+
+@dataclass(frozen=True)
+class Special:
+    """One row of an activation's special-value table (CONTRACT.md section 3).
+
+    ``grad`` is f'(x) (None where the contract names no value).
+    ``params`` overrides defaults for this row.
+    """
+
+    x: float
+    y: Optional[float] = None
+    grad: Optional[float] = None
+    params: Tuple[Tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    kind: str
+    summary: str
+    formula: str
+    params: Tuple[Param, ...] = ()
+    #: The backward also accepts the saved forward result ``y=``.
+    backward_from_y: bool = False
+    #: Piecewise linear: results are exact (CONTRACT.md section 4).
+    exact: bool = False
+    #: Text for the docstring's Notes on the derivative at kinks.
+    kinks: str = ""
+    specials: Tuple[Special, ...] = ()
+    #: Interval where the function is interesting (not saturated), for tests
+    #: and benchmarks. Values outside still get tested for saturation.
+    domain: Tuple[float, float] = (-20.0, 20.0)
+    #: Roots of f' (where gradient accuracy is absolute, not relative).
+    grad_roots: Tuple[float, ...] = ()
+    #: Output shown in the docstring's Examples: (forward, backward), as NumPy
+    #: prints it, for the calls in ``_docstrings.EXAMPLE_CALLS``; the values
+    #: come from mpmath (tools/doc_examples.py) and are run as doctests.
+    examples: Tuple[str, str] = ()
+    #: Checks across parameters: (predicate over the dict of values, message).
+    constraints: Tuple[Tuple[Callable[[dict], bool], str], ...] = ()
+
+    @property
+    def has_native_op(self) -> bool:
+        return self.kind == ELEMENTWISE
+
+    @property
+    def native_params(self) -> Tuple[Param, ...]:
+        return tuple(p for p in self.params if p.native == "p")
+
+
+# --------------------------------------------------------------------------
+# Parameter constructors shared by several entries
+
+def _positive(v):
+    return v > 0
+
+
+def _finite(v):
+    return math.isfinite(v)
+
+
+def _nonzero(v):
+    return v != 0 and math.isfinite(v)
+
+
+def _alpha(default=1.0, doc="Scale of the negative branch."):
+    return Param("alpha", default, doc, check=_finite, expect="a finite number")
+
+
+def _axis(default=-1):
+    return Param("axis", default, "Axis along which the function is applied.",
+                 kind="axis", native=None)
+
+
+#: SELU's fixed constants (Klambauer et al. 2017), as in CONTRACT.md.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+# --------------------------------------------------------------------------
+# The activations
+
+ACTIVATIONS: Tuple[Activation, ...] = (
+    Activation(
+        "relu", ELEMENTWISE,
+        "Rectified linear unit.",
+        "max(0, x)",
+        backward_from_y=True, exact=True,
+        kinks="relu'(0) = 0, as PyTorch's autograd.",
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 0.0), Special(-0.0, 0.0, 0.0)),
+        domain=(-4.0, 4.0),
+    ),
+    Activation(
+        "relu6", ELEMENTWISE,
+        "ReLU capped at 6.",
+        "min(max(0, x), 6)",
+        exact=True,
+        kinks="relu6'(0) = 0 and relu6'(6) = 0, as PyTorch's autograd.",
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, 6.0, 0.0),
+                  Special(0.0, 0.0, 0.0), Special(6.0, 6.0, 0.0)),
+        domain=(-2.0, 8.0),
+    ),
+    Activation(
+        "hardtanh", ELEMENTWISE,
+        "Hard tanh: x clipped to [min_val, max_val].",
+        "clip(x, min_val, max_val)",
+        params=(
+            Param("min_val", -1.0, "Lower bound.", check=_finite, expect="a finite number"),
+            Param("max_val", 1.0, "Upper bound; must not be below ``min_val``.",
+                  check=_finite, expect="a finite number >= min_val"),
+        ),
+        exact=True,
+        constraints=((lambda p: p["min_val"] <= p["max_val"], "min_val must be <= max_val"),),
+        kinks="hardtanh'(min_val) = hardtanh'(max_val) = 0, as PyTorch's autograd.",
+        specials=(Special(-INF, -1.0, 0.0), Special(INF, 1.0, 0.0),
+                  Special(-1.0, -1.0, 0.0), Special(1.0, 1.0, 0.0)),
+        domain=(-2.0, 2.0),
+    ),
+    Activation(
+        "leaky_relu", ELEMENTWISE,
+        "Leaky ReLU.",
+        "x if x > 0 else negative_slope*x",
+        params=(Param("negative_slope", 0.01, "Slope for x <= 0.",
+                      check=_finite, expect="a finite number"),),
+        exact=True,
+        kinks="leaky_relu'(0) = negative_slope, as PyTorch's autograd.",
+        specials=(Special(-INF, -INF, 0.01), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 0.01)),
+        domain=(-4.0, 4.0),
+    ),
+    Activation(
+        "prelu", PRELU,
+        "Parametric ReLU: leaky ReLU with a learned slope per channel.",
+        "x if x > 0 else weight[c]*x, c the index along ``axis``",
+        params=(
+            Param("weight", REQUIRED, "The slope: a scalar, or a 1-D array of length "
+                  "``x.shape[axis]`` (for 1-D ``x``, a scalar or length-1 array).",
+                  kind="array", native=None),
+            Param("axis", 1, "The channel axis.", kind="axis", keyword_only=True,
+                  native=None),
+        ),
+        exact=True,
+        kinks="prelu'(0) = weight, as PyTorch's autograd; the weight's gradient "
+              "sums grad_output*x over x <= 0 in a fixed order, so it is "
+              "bit-identical for every thread count.",
+        specials=(Special(-INF, -INF, 0.25), Special(INF, INF, 1.0)),
+        domain=(-4.0, 4.0),
+    ),
+    Activation(
+        "rrelu", ELEMENTWISE,
+        "Randomized leaky ReLU.",
+        "eval: leaky_relu with slope (lower+upper)/2; training: a slope per element "
+        "drawn uniformly from [lower, upper] by a counter-based generator keyed by "
+        "(seed, flat index)",
+        params=(
+            Param("lower", 1.0 / 8, "Lower bound of the slope.",
+                  check=lambda v: math.isfinite(v) and v >= 0,
+                  expect="a finite number >= 0 and <= upper"),
+            Param("upper", 1.0 / 3, "Upper bound of the slope.", check=_finite,
+                  expect="a finite number >= lower"),
+            Param("training", False, "Draw a random slope per element.",
+                  kind="bool", keyword_only=True),
+            Param("seed", 0, "Generator key; with ``training=True`` the slopes are a "
+                  "function of (seed, flat index) alone, identical for every thread "
+                  "count, and ``rrelu_backward`` recomputes them.",
+                  kind="int", check=lambda v: 0 <= v < 2**64,
+                  expect="an integer in [0, 2**64)", keyword_only=True, native="key"),
+        ),
+        exact=True,
+        constraints=((lambda p: p["lower"] <= p["upper"], "lower must be <= upper"),),
+        kinks="rrelu'(0) = the slope, as leaky_relu.",
+        specials=(Special(INF, INF, 1.0), Special(0.0, 0.0, (1 / 8 + 1 / 3) / 2)),
+        domain=(-4.0, 4.0),
+    ),
+    Activation(
+        "elu", ELEMENTWISE,
+        "Exponential linear unit.",
+        "x if x > 0 else alpha*expm1(x)",
+        params=(_alpha(),),
+        kinks="elu'(0) = alpha, as PyTorch's autograd.",
+        specials=(Special(-INF, -1.0, 0.0), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 1.0)),
+        domain=(-40.0, 10.0),
+    ),
+    Activation(
+        "selu", ELEMENTWISE,
+        "Scaled exponential linear unit.",
+        "scale*(x if x > 0 else alpha*expm1(x)), alpha = 1.6732632423543772848, "
+        "scale = 1.0507009873554804934",
+        kinks="selu'(0) = scale*alpha, as PyTorch's autograd.",
+        specials=(Special(-INF, -SELU_ALPHA * SELU_SCALE, 0.0), Special(INF, INF, SELU_SCALE),
+                  Special(0.0, 0.0, SELU_SCALE * SELU_ALPHA)),
+        domain=(-40.0, 10.0),
+    ),
+    Activation(
+        "celu", ELEMENTWISE,
+        "Continuously differentiable ELU.",
+        "max(0, x) + min(0, alpha*expm1(x/alpha))",
+        params=(Param("alpha", 1.0, "Scale of the negative branch; not 0.",
+                      check=_nonzero, expect="a finite number other than 0"),),
+        kinks="celu'(0) = 1, as PyTorch's autograd.",
+        specials=(Special(-INF, -1.0, 0.0), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 1.0)),
+        domain=(-40.0, 10.0),
+    ),
+    Activation(
+        "softplus", ELEMENTWISE,
+        "Smooth approximation of ReLU.",
+        "log1p(exp(beta*x))/beta, and x where beta*x > threshold",
+        params=(
+            Param("beta", 1.0, "Sharpness; > 0.",
+                  check=lambda v: v > 0 and math.isfinite(v), expect="a finite number > 0"),
+            Param("threshold", 20.0, "Above ``beta*x > threshold`` the result is x.",
+                  check=lambda v: not math.isnan(v), expect="a number"),
+        ),
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
+                  Special(1e4, 1e4, 1.0), Special(0.0, math.log(2.0), 0.5)),
+        domain=(-100.0, 20.0),
+    ),
+    Activation(
+        "sigmoid", ELEMENTWISE,
+        "Logistic sigmoid.",
+        "1/(1 + exp(-x))",
+        backward_from_y=True,
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, 1.0, 0.0),
+                  Special(0.0, 0.5, 0.25), Special(-1000.0, 0.0, 0.0)),
+        domain=(-100.0, 40.0),
+    ),
+    Activation(
+        "log_sigmoid", ELEMENTWISE,
+        "Logarithm of the sigmoid.",
+        "log(sigmoid(x)) = -softplus(-x)",
+        specials=(Special(-INF, -INF, 1.0), Special(INF, 0.0, 0.0),
+                  Special(-1e4, -1e4, 1.0), Special(0.0, -math.log(2.0), 0.5)),
+        domain=(-40.0, 100.0),
+    ),
+    Activation(
+        "hardsigmoid", ELEMENTWISE,
+        "Piecewise-linear sigmoid.",
+        "clip(x/6 + 1/2, 0, 1)",
+        kinks="hardsigmoid'(-3) = hardsigmoid'(3) = 0, as PyTorch's autograd.",
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, 1.0, 0.0),
+                  Special(-3.0, 0.0, 0.0), Special(3.0, 1.0, 0.0),
+                  Special(0.0, 0.5, 1 / 6)),
+        domain=(-4.0, 4.0),
+    ),
+    Activation(
+        "tanh", ELEMENTWISE,
+        "Hyperbolic tangent.",
+        "tanh(x)",
+        backward_from_y=True,
+        specials=(Special(-INF, -1.0, 0.0), Special(INF, 1.0, 0.0),
+                  Special(0.0, 0.0, 1.0), Special(-0.0, -0.0, 1.0)),
+        domain=(-20.0, 20.0),
+    ),
+    Activation(
+        "softsign", ELEMENTWISE,
+        "Softsign.",
+        "x/(1 + |x|)",
+        specials=(Special(-INF, -1.0, 0.0), Special(INF, 1.0, 0.0),
+                  Special(0.0, 0.0, 1.0)),
+        domain=(-100.0, 100.0),
+    ),
+    Activation(
+        "silu", ELEMENTWISE,
+        "Sigmoid-weighted linear unit (swish with beta = 1).",
+        "x*sigmoid(x)",
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 0.5)),
+        domain=(-100.0, 40.0),
+        grad_roots=(-1.2784645427610738,),
+    ),
+    Activation(
+        "swish", ELEMENTWISE,
+        "Swish: x times the sigmoid of beta*x.",
+        "x*sigmoid(beta*x); swish(x) equals silu(x)",
+        params=(Param("beta", 1.0, "Sharpness.", check=_finite, expect="a finite number"),),
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 0.5)),
+        domain=(-100.0, 40.0),
+        grad_roots=(-1.2784645427610738,),
+    ),
+    Activation(
+        "hardswish", ELEMENTWISE,
+        "Hard swish.",
+        "x*hardsigmoid(x)",
+        kinks="hardswish'(-3) = 0 and hardswish'(3) = 1, as PyTorch's autograd.",
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
+                  Special(-3.0, 0.0, 0.0), Special(3.0, 3.0, 1.0),
+                  Special(0.0, 0.0, 0.5)),
+        domain=(-4.0, 4.0),
+        grad_roots=(-1.5,),
+    ),
+    Activation(
+        "mish", ELEMENTWISE,
+        "Mish.",
+        "x*tanh(softplus(x))",
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 0.6)),
+        domain=(-100.0, 40.0),
+        grad_roots=(-1.1924,),
+    ),
+    Activation(
+        "gelu", ELEMENTWISE,
+        "Gaussian error linear unit.",
+        '"none": x*Phi(x) = x*erfc(-x/sqrt(2))/2; '
+        '"tanh": x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))/2',
+        params=(Param("approximate", "none", 'The form: "none" (exact, erfc) or '
+                      '"tanh" (the tanh approximation).', kind="choice",
+                      choices=("none", "tanh"), expect='"none" or "tanh"'),),
+        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
+                  Special(0.0, 0.0, 0.5),
+                  Special(-INF, 0.0, 0.0, params=(("approximate", "tanh"),)),
+                  Special(INF, INF, 1.0, params=(("approximate", "tanh"),))),
+        domain=(-40.0, 10.0),
+        grad_roots=(-0.7517916243, -0.7522),
+    ),
+    Activation(
+        "softmax", SOFTMAX,
+        "Softmax along an axis.",
+        "exp(x - max)/sum(exp(x - max)) along ``axis``",
+        params=(_axis(),),
+        kinks="The backward takes the forward result: softmax_backward(g, y) = "
+              "y*(g - sum(g*y)).",
+        domain=(-20.0, 20.0),
+    ),
+    Activation(
+        "log_softmax", SOFTMAX,
+        "Logarithm of the softmax along an axis, never computed as log(softmax).",
+        "x - max - log(sum(exp(x - max))) along ``axis``",
+        params=(_axis(),),
+        kinks="The backward takes the forward result: log_softmax_backward(g, y) = "
+              "g - exp(y)*sum(g).",
+        domain=(-20.0, 20.0),
+    ),
+    Activation(
+        "maxout", MAXOUT,
+        "Maxout: the maximum of consecutive groups along an axis.",
+        "unit j = max of x[..., j*pieces:(j+1)*pieces, ...] along ``axis``",
+        params=(
+            Param("pieces", REQUIRED, "Group size; ``x.shape[axis]`` must divide by it.",
+                  kind="int", check=lambda v: v >= 1, expect="an integer >= 1",
+                  native=None),
+            _axis(),
+        ),
+        exact=True,
+        kinks="The backward routes each group's gradient to its first maximal element "
+              "(a NaN counts as maximal).",
+        domain=(-4.0, 4.0),
+    ),
+)
+
+BY_NAME = {a.name: a for a in ACTIVATIONS}
+
+#: Element-wise activations in native op-code order (the code is the index).
+NATIVE_OPS: Tuple[str, ...] = tuple(a.name for a in ACTIVATIONS if a.has_native_op)
+
+
+def op_code(name: str) -> int:
+    return NATIVE_OPS.index(name)

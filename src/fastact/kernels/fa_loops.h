@@ -1,0 +1,270 @@
+/* fa_loops.h -- the array kernels, a template like fa_math.h (T, W, FA).
+ *
+ * Element-wise kernels are generated for every op of the registry from the
+ * X-macro lists in the generated fa_ops.h; each case of the dispatch switch
+ * is a plain loop over the op's inlined scalar function, which the compiler
+ * can unroll and, where the math allows, vectorise for the ISA level of the
+ * translation unit.  The other kernels work on an (outer, L, inner) view of a
+ * C-contiguous array, so any reduction axis is handled without a transpose.
+ */
+
+/* Calls BODY(i, c) for flat indices i in [start, stop) with c = i % ncols,
+ * as row segments so that the inner loop has no modulo. */
+#define FA_FOR_ROW_SEGMENTS(start, stop, ncols, BODY)                         \
+    for (int64_t i_ = (start); i_ < (stop);) {                                \
+        int64_t c0_ = i_ % (ncols);                                           \
+        int64_t end_ = i_ + ((ncols) - c0_);                                  \
+        if (end_ > (stop)) end_ = (stop);                                     \
+        for (int64_t i = i_, c = c0_; i < end_; i++, c++) { BODY; }           \
+        i_ = end_;                                                            \
+    }
+
+#define FA_FWD_LOOP(name, code)                                               \
+    static void FA(name##_fwd_loop)(const T *x, T *y, int64_t start,          \
+                                    int64_t stop, const T *bias,              \
+                                    int64_t ncols, const fa_params *P)        \
+    {                                                                         \
+        if (!bias) {                                                          \
+            for (int64_t i = start; i < stop; i++)                            \
+                y[i] = FA(name##_fwd)(x[i], P, i);                            \
+            return;                                                           \
+        }                                                                     \
+        FA_FOR_ROW_SEGMENTS(start, stop, ncols,                               \
+                            y[i] = FA(name##_fwd)(x[i] + bias[c], P, i))      \
+    }
+FA_ELEMENTWISE_OPS(FA_FWD_LOOP)
+#undef FA_FWD_LOOP
+
+#define FA_BWD_LOOP(name, code)                                               \
+    static void FA(name##_bwd_loop)(const T *g, const T *x, T *gi,            \
+                                    int64_t start, int64_t stop,              \
+                                    const T *bias, int64_t ncols,             \
+                                    const fa_params *P)                       \
+    {                                                                         \
+        if (!bias) {                                                          \
+            for (int64_t i = start; i < stop; i++)                            \
+                gi[i] = FA(name##_bwd)(g[i], x[i], P, i);                     \
+            return;                                                           \
+        }                                                                     \
+        FA_FOR_ROW_SEGMENTS(start, stop, ncols,                               \
+                            gi[i] = FA(name##_bwd)(g[i], x[i] + bias[c], P, i)) \
+    }
+FA_ELEMENTWISE_OPS(FA_BWD_LOOP)
+#undef FA_BWD_LOOP
+
+#define FA_BWD_Y_LOOP(name, code)                                             \
+    static void FA(name##_bwd_y_loop)(const T *g, const T *y, T *gi,          \
+                                      int64_t start, int64_t stop,            \
+                                      const fa_params *P)                     \
+    {                                                                         \
+        for (int64_t i = start; i < stop; i++)                                \
+            gi[i] = FA(name##_bwd_y)(g[i], y[i], P);                          \
+    }
+FA_OPS_FROM_Y(FA_BWD_Y_LOOP)
+#undef FA_BWD_Y_LOOP
+
+static void FA(forward)(int op, const T *x, T *y, int64_t start, int64_t stop,
+                        const T *bias, int64_t ncols, const fa_params *P)
+{
+    switch (op) {
+#define FA_CASE(name, code) \
+    case code: FA(name##_fwd_loop)(x, y, start, stop, bias, ncols, P); break;
+        FA_ELEMENTWISE_OPS(FA_CASE)
+#undef FA_CASE
+    }
+}
+
+static void FA(backward)(int op, const T *g, const T *x, T *gi, int64_t start,
+                         int64_t stop, const T *bias, int64_t ncols,
+                         const fa_params *P)
+{
+    switch (op) {
+#define FA_CASE(name, code) \
+    case code: FA(name##_bwd_loop)(g, x, gi, start, stop, bias, ncols, P); break;
+        FA_ELEMENTWISE_OPS(FA_CASE)
+#undef FA_CASE
+    }
+}
+
+static void FA(backward_y)(int op, const T *g, const T *y, T *gi, int64_t start,
+                           int64_t stop, const fa_params *P)
+{
+    switch (op) {
+#define FA_CASE(name, code) \
+    case code: FA(name##_bwd_y_loop)(g, y, gi, start, stop, P); break;
+        FA_OPS_FROM_Y(FA_CASE)
+#undef FA_CASE
+    }
+}
+
+/* ---- softmax and log_softmax over axis L of (outer, L, inner) -----------
+ * Three passes per slice: max, sum of exp(x - max) in W, then the result
+ * (the exponentials are recomputed rather than stored, so y may be x).
+ * The max propagates NaN; x - max follows IEEE (max +inf or all -inf gives
+ * NaN), as CONTRACT.md asks.  Each slice is summed in one fixed order by one
+ * thread, so results do not depend on the thread count.  inner > 1 is done
+ * in tiles of FA_TILE columns, the summation order along L unchanged. */
+#define FA_TILE 64
+
+static inline T FA(max_nan)(T m, T v)
+{
+    return (m == m && (v > m || v != v)) ? v : m;
+}
+
+static void FA(softmax)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
+                        int64_t L, int64_t inner)
+{
+    T m[FA_TILE];
+    W s[FA_TILE];
+    for (int64_t o = o0; o < o1; o++) {
+        for (int64_t j0 = 0; j0 < inner; j0 += FA_TILE) {
+            int64_t nj = inner - j0 < FA_TILE ? inner - j0 : FA_TILE;
+            const T *xs = x + o * L * inner + j0;
+            T *ys = y + o * L * inner + j0;
+            for (int64_t j = 0; j < nj; j++) { m[j] = -INFINITY; s[j] = 0; }
+            for (int64_t l = 0; l < L; l++)
+                for (int64_t j = 0; j < nj; j++)
+                    m[j] = FA(max_nan)(m[j], xs[l * inner + j]);
+            for (int64_t l = 0; l < L; l++)
+                for (int64_t j = 0; j < nj; j++)
+                    s[j] += exp((W)xs[l * inner + j] - (W)m[j]);
+            if (log_form) {
+                for (int64_t j = 0; j < nj; j++) s[j] = log(s[j]);
+                for (int64_t l = 0; l < L; l++)
+                    for (int64_t j = 0; j < nj; j++)
+                        ys[l * inner + j] = (T)(((W)xs[l * inner + j] - (W)m[j]) - s[j]);
+            } else {
+                for (int64_t l = 0; l < L; l++)
+                    for (int64_t j = 0; j < nj; j++)
+                        ys[l * inner + j] =
+                            (T)(exp((W)xs[l * inner + j] - (W)m[j]) / s[j]);
+            }
+        }
+    }
+}
+
+/* softmax:     gi = y*(g - sum(g*y));  log_softmax: gi = g - exp(y)*sum(g). */
+static void FA(softmax_backward)(int log_form, const T *g, const T *y, T *gi,
+                                 int64_t o0, int64_t o1, int64_t L, int64_t inner)
+{
+    W s[FA_TILE];
+    for (int64_t o = o0; o < o1; o++) {
+        for (int64_t j0 = 0; j0 < inner; j0 += FA_TILE) {
+            int64_t nj = inner - j0 < FA_TILE ? inner - j0 : FA_TILE;
+            int64_t base = o * L * inner + j0;
+            for (int64_t j = 0; j < nj; j++) s[j] = 0;
+            for (int64_t l = 0; l < L; l++)
+                for (int64_t j = 0; j < nj; j++) {
+                    int64_t k = base + l * inner + j;
+                    s[j] += log_form ? (W)g[k] : (W)g[k] * (W)y[k];
+                }
+            for (int64_t l = 0; l < L; l++)
+                for (int64_t j = 0; j < nj; j++) {
+                    int64_t k = base + l * inner + j;
+                    W gk = g[k], yk = y[k];
+                    gi[k] = (T)(log_form ? gk - exp(yk) * s[j] : yk * (gk - s[j]));
+                }
+        }
+    }
+}
+
+/* ---- maxout over groups of `pieces` along axis K*pieces ----------------- */
+
+static void FA(maxout)(const T *x, T *y, int64_t o0, int64_t o1, int64_t K,
+                       int64_t pieces, int64_t inner)
+{
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t k = 0; k < K; k++) {
+            const T *xg = x + (o * K + k) * pieces * inner;
+            T *yr = y + (o * K + k) * inner;
+            for (int64_t j = 0; j < inner; j++) yr[j] = xg[j];
+            for (int64_t q = 1; q < pieces; q++)
+                for (int64_t j = 0; j < inner; j++)
+                    yr[j] = FA(max_nan)(yr[j], xg[q * inner + j]);
+        }
+}
+
+/* The gradient goes to the first maximal element of the group (the first
+ * NaN, if any); every NaN of x gets NaN. */
+static void FA(maxout_backward)(const T *g, const T *x, T *gi, int64_t o0,
+                                int64_t o1, int64_t K, int64_t pieces,
+                                int64_t inner)
+{
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t k = 0; k < K; k++) {
+            const T *xg = x + (o * K + k) * pieces * inner;
+            T *gg = gi + (o * K + k) * pieces * inner;
+            const T *gr = g + (o * K + k) * inner;
+            for (int64_t j = 0; j < inner; j++) {
+                T best = xg[j], gv = gr[j];
+                int64_t idx = 0;
+                for (int64_t q = 1; q < pieces; q++) {
+                    T v = xg[q * inner + j];
+                    if (best == best && (v > best || v != v)) { best = v; idx = q; }
+                }
+                for (int64_t q = 0; q < pieces; q++) {
+                    T v = xg[q * inner + j];
+                    gg[q * inner + j] = FA(scale_t)(gv, FA(nan_or)(v, q == idx ? (T)1 : (T)0));
+                }
+            }
+        }
+}
+
+/* ---- prelu over channels C of (outer, C, inner) -------------------------- */
+
+static void FA(prelu)(const T *x, const T *w, T *y, int64_t o0, int64_t o1,
+                      int64_t C, int64_t inner, const T *bias, int64_t ncols)
+{
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t ch = 0; ch < C; ch++) {
+            T s = w[ch];
+            int64_t b = (o * C + ch) * inner;
+            if (!bias) {
+                for (int64_t i = b; i < b + inner; i++) y[i] = FA(leaky)(x[i], s);
+            } else {
+                FA_FOR_ROW_SEGMENTS(b, b + inner, ncols, y[i] = FA(leaky)(x[i] + bias[c], s))
+            }
+        }
+}
+
+static void FA(prelu_backward)(const T *g, const T *x, const T *w, T *gi,
+                               int64_t o0, int64_t o1, int64_t C, int64_t inner,
+                               const T *bias, int64_t ncols)
+{
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t ch = 0; ch < C; ch++) {
+            T s = w[ch];
+            int64_t b = (o * C + ch) * inner;
+            if (!bias) {
+                for (int64_t i = b; i < b + inner; i++) gi[i] = FA(leaky_bwd)(g[i], x[i], s);
+            } else {
+                FA_FOR_ROW_SEGMENTS(b, b + inner, ncols,
+                                    gi[i] = FA(leaky_bwd)(g[i], x[i] + bias[c], s))
+            }
+        }
+}
+
+/* grad_weight[ch] = sum over (o, j), in that order, of g*z where z <= 0 (z =
+ * x + bias), accumulated in W and rounded once: one thread per channel and a
+ * fixed order make it bit-identical for every thread count. */
+static void FA(prelu_weight_grad)(const T *g, const T *x, T *gw, int64_t c0,
+                                  int64_t c1, int64_t outer, int64_t C,
+                                  int64_t inner, const T *bias, int64_t ncols)
+{
+    for (int64_t ch = c0; ch < c1; ch++) {
+        W acc = 0;
+        for (int64_t o = 0; o < outer; o++) {
+            int64_t b = (o * C + ch) * inner;
+            if (!bias) {
+                for (int64_t i = b; i < b + inner; i++)
+                    acc += x[i] > 0 ? (W)0 : (W)g[i] * (W)x[i];
+            } else {
+                FA_FOR_ROW_SEGMENTS(b, b + inner, ncols, {
+                    T z = x[i] + bias[c];
+                    acc += z > 0 ? (W)0 : (W)g[i] * (W)z;
+                })
+            }
+        }
+        gw[ch] = (T)acc;
+    }
+}
