@@ -43,7 +43,7 @@ def config():
         "num_threads": get_num_threads(),
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
         "numpy": numpy.__version__,
-        "numpy_backend_erfc": _numpy_backend.ERFC_SOURCE,
+        "numpy_backend_erfc": _numpy_backend.ERFC,
     }
 
 

@@ -106,11 +106,14 @@ def _destination(out, ct, shape, inputs):
 
 
 def _finish(dest, out, rt):
-    if out is None:
-        result = dest if dest.dtype == rt else dest.astype(rt)
-        return result[()] if result.ndim == 0 else result
-    if dest is not out:
-        np.copyto(out, dest, casting="unsafe")
+    # The float32 -> float16 rounding may overflow to inf: that is the correctly
+    # rounded float16 result, not an error, so NumPy's cast warning is silenced.
+    with np.errstate(over="ignore"):
+        if out is None:
+            result = dest if dest.dtype == rt else dest.astype(rt)
+            return result[()] if result.ndim == 0 else result
+        if dest is not out:
+            np.copyto(out, dest, casting="unsafe")
     return out
 
 
@@ -409,7 +412,8 @@ class _PreluDriver(_Driver):
         gw = np.zeros(w.shape, ct)
         if xa.size:
             self.backend.prelu_backward(ga, xa, w, dest, gw, b, dims, {})
-        gw = gw.astype(rt, copy=False).reshape(np.shape(weight))
+        with np.errstate(over="ignore"):
+            gw = gw.astype(rt, copy=False).reshape(np.shape(weight))
         return _finish(dest, out, rt), gw
 
 

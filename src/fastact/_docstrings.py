@@ -18,7 +18,7 @@ EXAMPLE_CALLS = {
     R.ELEMENTWISE: (f"x = {_X}", "fa.{name}(x)", "fa.{name}_backward(np.ones(5), x)"),
     R.PRELU: (f"x = {_X}", "fa.{name}(x, 0.25)", "fa.{name}_backward(np.ones(5), x, 0.25)"),
     R.SOFTMAX: (f"x = {_X4}", "y = fa.{name}(x); y",
-                "fa.{name}_backward(np.array([0.0, 0.0, 0.0, 1.0]), y)"),
+                "fa.{name}_backward(np.array([1.0, 0.0, 0.0, 1.0]), y)"),
     R.MAXOUT: (f"x = {_X4}", "fa.{name}(x, 2)", "fa.{name}_backward(np.ones(2), x, 2)"),
 }
 

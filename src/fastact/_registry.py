@@ -60,6 +60,8 @@ class Param:
     expect: str = ""
     keyword_only: bool = False
     native: Optional[str] = "p"
+    #: A valid value for tests, examples and benchmarks of a required parameter.
+    sample: Any = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ class Activation:
     #: prints it, for the calls in ``_docstrings.EXAMPLE_CALLS``; the values
     #: come from mpmath (tools/doc_examples.py) and are run as doctests.
     examples: Tuple[str, str] = ()
+    #: How a user would compute the forward without fastact, for the speed
+    #: table: (NumPy expression, PyTorch expression), in terms of ``x``, the
+    #: parameters by name, ``np``, ``erf`` (SciPy's or a vectorised math.erf),
+    #: ``torch`` and ``F`` (torch.nn.functional).
+    peers: Tuple[str, str] = ("", "")
     #: Checks across parameters: (predicate over the dict of values, message).
     constraints: Tuple[Tuple[Callable[[dict], bool], str], ...] = ()
 
@@ -153,6 +160,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 0.0), Special(-0.0, 0.0, 0.0)),
         domain=(-4.0, 4.0),
+        peers=('np.maximum(x, 0)',
+               'F.relu(x)'),
+        examples=('array([0. , 0. , 0. , 1.5, inf])',
+                  'array([0., 0., 0., 1., 1.])'),
     ),
     Activation(
         "relu6", ELEMENTWISE,
@@ -163,6 +174,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, 6.0, 0.0),
                   Special(0.0, 0.0, 0.0), Special(6.0, 6.0, 0.0)),
         domain=(-2.0, 8.0),
+        peers=('np.clip(x, 0, 6)',
+               'F.relu6(x)'),
+        examples=('array([0. , 0. , 0. , 1.5, 6. ])',
+                  'array([0., 0., 0., 1., 0.])'),
     ),
     Activation(
         "hardtanh", ELEMENTWISE,
@@ -179,6 +194,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -1.0, 0.0), Special(INF, 1.0, 0.0),
                   Special(-1.0, -1.0, 0.0), Special(1.0, 1.0, 0.0)),
         domain=(-2.0, 2.0),
+        peers=('np.clip(x, min_val, max_val)',
+               'F.hardtanh(x, min_val, max_val)'),
+        examples=('array([-1., -1.,  0.,  1.,  1.])',
+                  'array([0., 0., 1., 0., 0.])'),
     ),
     Activation(
         "leaky_relu", ELEMENTWISE,
@@ -191,6 +210,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -INF, 0.01), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 0.01)),
         domain=(-4.0, 4.0),
+        peers=('np.where(x > 0, x, negative_slope * x)',
+               'F.leaky_relu(x, negative_slope)'),
+        examples=('array([  -inf, -0.015,  0.   ,  1.5  ,    inf])',
+                  'array([0.01, 0.01, 0.01, 1.  , 1.  ])'),
     ),
     Activation(
         "prelu", PRELU,
@@ -199,7 +222,7 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         params=(
             Param("weight", REQUIRED, "The slope: a scalar, or a 1-D array of length "
                   "``x.shape[axis]`` (for 1-D ``x``, a scalar or length-1 array).",
-                  kind="array", native=None),
+                  kind="array", native=None, sample=0.25),
             Param("axis", 1, "The channel axis.", kind="axis", keyword_only=True,
                   native=None),
         ),
@@ -209,6 +232,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
               "bit-identical for every thread count.",
         specials=(Special(-INF, -INF, 0.25), Special(INF, INF, 1.0)),
         domain=(-4.0, 4.0),
+        peers=('np.where(x > 0, x, weight * x)',
+               'F.prelu(x, torch.full((1,), weight, dtype=x.dtype))'),
+        examples=('array([  -inf, -0.375,  0.   ,  1.5  ,    inf])',
+                  '(array([0.25, 0.25, 0.25, 1.  , 1.  ]), array(-inf))'),
     ),
     Activation(
         "rrelu", ELEMENTWISE,
@@ -235,6 +262,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         kinks="rrelu'(0) = the slope, as leaky_relu.",
         specials=(Special(INF, INF, 1.0), Special(0.0, 0.0, (1 / 8 + 1 / 3) / 2)),
         domain=(-4.0, 4.0),
+        peers=('np.where(x > 0, x, (lower + upper) / 2 * x)',
+               'F.rrelu(x, lower, upper)'),
+        examples=('array([    -inf, -0.34375,  0.     ,  1.5    ,      inf])',
+                  'array([0.22916667, 0.22916667, 0.22916667, 1.        , 1.        ])'),
     ),
     Activation(
         "elu", ELEMENTWISE,
@@ -245,6 +276,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -1.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 1.0)),
         domain=(-40.0, 10.0),
+        peers=('np.where(x > 0, x, alpha * np.expm1(x))',
+               'F.elu(x, alpha)'),
+        examples=('array([-1.        , -0.77686984,  0.        ,  1.5       ,         inf])',
+                  'array([0.        , 0.22313016, 1.        , 1.        , 1.        ])'),
     ),
     Activation(
         "selu", ELEMENTWISE,
@@ -255,6 +290,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -SELU_ALPHA * SELU_SCALE, 0.0), Special(INF, INF, SELU_SCALE),
                   Special(0.0, 0.0, SELU_SCALE * SELU_ALPHA)),
         domain=(-40.0, 10.0),
+        peers=('SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x))',
+               'F.selu(x)'),
+        examples=('array([-1.75809934, -1.36581435,  0.        ,  1.57605148,         inf])',
+                  'array([0.        , 0.39228499, 1.75809934, 1.05070099, 1.05070099])'),
     ),
     Activation(
         "celu", ELEMENTWISE,
@@ -266,6 +305,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -1.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 1.0)),
         domain=(-40.0, 10.0),
+        peers=('np.maximum(0, x) + np.minimum(0, alpha * np.expm1(x / alpha))',
+               'F.celu(x, alpha)'),
+        examples=('array([-1.        , -0.77686984,  0.        ,  1.5       ,         inf])',
+                  'array([0.        , 0.22313016, 1.        , 1.        , 1.        ])'),
     ),
     Activation(
         "softplus", ELEMENTWISE,
@@ -280,6 +323,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
                   Special(1e4, 1e4, 1.0), Special(0.0, math.log(2.0), 0.5)),
         domain=(-100.0, 20.0),
+        peers=('np.where(beta * x > threshold, x, np.log1p(np.exp(beta * x)) / beta)',
+               'F.softplus(x, beta, threshold)'),
+        examples=('array([0.        , 0.20141328, 0.69314718, 1.70141328,        inf])',
+                  'array([0.        , 0.18242552, 0.5       , 0.81757448, 1.        ])'),
     ),
     Activation(
         "sigmoid", ELEMENTWISE,
@@ -289,6 +336,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, 1.0, 0.0),
                   Special(0.0, 0.5, 0.25), Special(-1000.0, 0.0, 0.0)),
         domain=(-100.0, 40.0),
+        peers=('1 / (1 + np.exp(-x))',
+               'torch.sigmoid(x)'),
+        examples=('array([0.        , 0.18242552, 0.5       , 0.81757448, 1.        ])',
+                  'array([0.        , 0.14914645, 0.25      , 0.14914645, 0.        ])'),
     ),
     Activation(
         "log_sigmoid", ELEMENTWISE,
@@ -297,6 +348,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -INF, 1.0), Special(INF, 0.0, 0.0),
                   Special(-1e4, -1e4, 1.0), Special(0.0, -math.log(2.0), 0.5)),
         domain=(-40.0, 100.0),
+        peers=('-np.logaddexp(0, -x)',
+               'F.logsigmoid(x)'),
+        examples=('array([       -inf, -1.70141328, -0.69314718, -0.20141328, -0.        ])',
+                  'array([1.        , 0.81757448, 0.5       , 0.18242552, 0.        ])'),
     ),
     Activation(
         "hardsigmoid", ELEMENTWISE,
@@ -307,6 +362,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(-3.0, 0.0, 0.0), Special(3.0, 1.0, 0.0),
                   Special(0.0, 0.5, 1 / 6)),
         domain=(-4.0, 4.0),
+        peers=('np.clip(x / 6 + 0.5, 0, 1)',
+               'F.hardsigmoid(x)'),
+        examples=('array([0.  , 0.25, 0.5 , 0.75, 1.  ])',
+                  'array([0.        , 0.16666667, 0.16666667, 0.16666667, 0.        ])'),
     ),
     Activation(
         "tanh", ELEMENTWISE,
@@ -316,6 +375,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -1.0, 0.0), Special(INF, 1.0, 0.0),
                   Special(0.0, 0.0, 1.0), Special(-0.0, -0.0, 1.0)),
         domain=(-20.0, 20.0),
+        peers=('np.tanh(x)',
+               'torch.tanh(x)'),
+        examples=('array([-1.        , -0.90514825,  0.        ,  0.90514825,  1.        ])',
+                  'array([0.        , 0.18070664, 1.        , 0.18070664, 0.        ])'),
     ),
     Activation(
         "softsign", ELEMENTWISE,
@@ -324,6 +387,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, -1.0, 0.0), Special(INF, 1.0, 0.0),
                   Special(0.0, 0.0, 1.0)),
         domain=(-100.0, 100.0),
+        peers=('x / (1 + np.abs(x))',
+               'F.softsign(x)'),
+        examples=('array([-1. , -0.6,  0. ,  0.6,  1. ])',
+                  'array([0.  , 0.16, 1.  , 0.16, 0.  ])'),
     ),
     Activation(
         "silu", ELEMENTWISE,
@@ -333,6 +400,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(0.0, 0.0, 0.5)),
         domain=(-100.0, 40.0),
         grad_roots=(-1.2784645427610738,),
+        peers=('x / (1 + np.exp(-x))',
+               'F.silu(x)'),
+        examples=('array([-0.        , -0.27363829,  0.        ,  1.22636171,         inf])',
+                  'array([ 0.        , -0.04129415,  0.5       ,  1.04129415,  1.        ])'),
     ),
     Activation(
         "swish", ELEMENTWISE,
@@ -343,6 +414,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(0.0, 0.0, 0.5)),
         domain=(-100.0, 40.0),
         grad_roots=(-1.2784645427610738,),
+        peers=('x / (1 + np.exp(-beta * x))',
+               'x * torch.sigmoid(beta * x)'),
+        examples=('array([-0.        , -0.27363829,  0.        ,  1.22636171,         inf])',
+                  'array([ 0.        , -0.04129415,  0.5       ,  1.04129415,  1.        ])'),
     ),
     Activation(
         "hardswish", ELEMENTWISE,
@@ -354,6 +429,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(0.0, 0.0, 0.5)),
         domain=(-4.0, 4.0),
         grad_roots=(-1.5,),
+        peers=('x * np.clip(x / 6 + 0.5, 0, 1)',
+               'F.hardswish(x)'),
+        examples=('array([ 0.   , -0.375,  0.   ,  1.125,    inf])',
+                  'array([0. , 0. , 0.5, 1. , 1. ])'),
     ),
     Activation(
         "mish", ELEMENTWISE,
@@ -363,6 +442,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(0.0, 0.0, 0.6)),
         domain=(-100.0, 40.0),
         grad_roots=(-1.1924,),
+        peers=('x * np.tanh(np.logaddexp(0, x))',
+               'F.mish(x)'),
+        examples=('array([-0.        , -0.29809974,  0.        ,  1.40337827,         inf])',
+                  'array([ 0.        , -0.06409782,  0.6       ,  1.08848799,  1.        ])'),
     ),
     Activation(
         "gelu", ELEMENTWISE,
@@ -378,6 +461,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(INF, INF, 1.0, params=(("approximate", "tanh"),))),
         domain=(-40.0, 10.0),
         grad_roots=(-0.7517916243, -0.7522),
+        peers=('0.5 * x * (1 + erf(x / np.sqrt(2)))',
+               'F.gelu(x, approximate=approximate)'),
+        examples=('array([-0.       , -0.1002108,  0.       ,  1.3997892,        inf])',
+                  'array([ 0.        , -0.12746919,  0.5       ,  1.12746919,  1.        ])'),
     ),
     Activation(
         "softmax", SOFTMAX,
@@ -387,6 +474,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         kinks="The backward takes the forward result: softmax_backward(g, y) = "
               "y*(g - sum(g*y)).",
         domain=(-20.0, 20.0),
+        peers=('np.exp(x - x.max(axis, keepdims=True)) / np.exp(x - x.max(axis, keepdims=True)).sum(axis, keepdims=True)',
+               'torch.softmax(x, axis)'),
+        examples=('array([0.        , 0.03911257, 0.17529039, 0.78559703])',
+                  'array([ 0.        , -0.03072672, -0.13770761,  0.16843433])'),
     ),
     Activation(
         "log_softmax", SOFTMAX,
@@ -396,6 +487,10 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         kinks="The backward takes the forward result: log_softmax_backward(g, y) = "
               "g - exp(y)*sum(g).",
         domain=(-20.0, 20.0),
+        peers=('x - x.max(axis, keepdims=True) - np.log(np.exp(x - x.max(axis, keepdims=True)).sum(axis, keepdims=True))',
+               'torch.log_softmax(x, axis)'),
+        examples=('array([      -inf, -3.2413113, -1.7413113, -0.2413113])',
+                  'array([ 1.        , -0.07822515, -0.35058078, -0.57119407])'),
     ),
     Activation(
         "maxout", MAXOUT,
@@ -404,13 +499,17 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         params=(
             Param("pieces", REQUIRED, "Group size; ``x.shape[axis]`` must divide by it.",
                   kind="int", check=lambda v: v >= 1, expect="an integer >= 1",
-                  native=None),
+                  native=None, sample=2),
             _axis(),
         ),
         exact=True,
         kinks="The backward routes each group's gradient to its first maximal element "
               "(a NaN counts as maximal).",
         domain=(-4.0, 4.0),
+        peers=('x.reshape(x.shape[:-1] + (-1, pieces)).max(-1)',
+               'x.unflatten(-1, (-1, pieces)).amax(-1)'),
+        examples=('array([-1.5,  1.5])',
+                  'array([0., 1., 0., 1.])'),
     ),
 )
 

@@ -1,0 +1,54 @@
+"""Shared fixtures: every test runs against both backends through the same
+generated public functions (``fastact._api.build_functions``), parametrised
+over the registry, so nothing here lists activations by hand."""
+
+import types
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import _api
+from fastact import _registry as R
+
+BACKEND_NAMES = tuple(sorted(fastact._BACKENDS))
+DTYPES = (np.float32, np.float64)
+
+ACTIVATIONS = R.ACTIVATIONS
+ELEMENTWISE = tuple(a for a in ACTIVATIONS if a.kind == R.ELEMENTWISE)
+SMOOTH = tuple(a for a in ELEMENTWISE if not a.exact)
+
+
+def functions_for(backend_name):
+    """A namespace with every public function bound to one backend."""
+    return types.SimpleNamespace(**_api.build_functions(fastact._BACKENDS[backend_name]))
+
+
+_NAMESPACES = {name: functions_for(name) for name in BACKEND_NAMES}
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def fa(request):
+    """The public API bound to each available backend in turn."""
+    return _NAMESPACES[request.param]
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def ids(acts):
+    return [a.name for a in acts]
+
+
+def default_kwargs(act, **overrides):
+    """Keyword arguments with every parameter at its default (required ones filled)."""
+    kw = {}
+    for p in act.params:
+        if p.default is R.REQUIRED:
+            kw[p.name] = p.sample
+        elif p.kind != "axis":
+            kw[p.name] = p.default
+    kw.update(overrides)
+    return kw
