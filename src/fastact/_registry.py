@@ -3,7 +3,7 @@
 Everything else derives from the entries below: the public functions and their
 ``_backward`` partners (``_api``), their numpydoc docstrings (``_docstrings``),
 the NumPy backend's dispatch (``_numpy_backend`` defines ``<name>_forward`` and
-``<name>_grad`` by naming convention), the native op table (``setup.py``
+``<name>_backward`` by naming convention), the native op table (``setup.py``
 generates ``kernels/fa_ops.h`` from :data:`ACTIVATIONS`; the C math lives in
 ``kernels/fa_math.h`` under the same names), the test parametrisation and the
 benchmark list.

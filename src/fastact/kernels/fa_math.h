@@ -255,7 +255,9 @@ static inline T FA(hardsigmoid_fwd)(T x, const fa_params *P, int64_t i)
     (void)P; (void)i;
     if (x <= -3) return 0;
     if (x >= 3) return 1;
-    return (T)((W)x / 6 + (W)0.5);
+    /* (x + 3)/6, not x/6 + 1/2, which cancels near -3 where the result is
+     * tiny; x + 3 is exact in W. */
+    return (T)(((W)x + 3) / 6);
 }
 static inline T FA(hardsigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
