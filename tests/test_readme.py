@@ -1,0 +1,47 @@
+"""The README stays true: its function table is the registry's, and its
+example runs."""
+
+import os
+import re
+import runpy
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+
+
+def _readme():
+    with open(README) as f:
+        return f.read()
+
+
+def test_function_table_is_generated_from_the_registry():
+    tool = runpy.run_path(os.path.join(ROOT, "tools", "readme_tables.py"))
+    text = _readme()
+    assert tool["render"](text, tool["function_table"]()) == text, \
+        "README.md's function table is out of date: run python tools/readme_tables.py"
+
+
+def test_every_activation_is_in_the_readme():
+    import fastact
+    text = _readme()
+    for name in fastact.ACTIVATIONS:
+        assert f"`{name}(" in text
+
+
+def test_readme_example_runs():
+    block = re.search(r"```python\n(.*?)```", _readme(), re.S)
+    assert block, "README.md has no python example"
+    namespace = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    assert namespace["dZ"].shape == namespace["H"].shape
+
+
+def test_readme_test_command_is_what_ci_runs():
+    text = _readme()
+    section = re.search(r"<!-- test-command -->\n```bash\n(.*?)\n```\n<!-- /test-command -->",
+                        text, re.S)
+    assert section and "pytest" in section.group(1)
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        assert "test-command" in f.read()
