@@ -55,11 +55,28 @@ def write_ops_header():
         #define FA_ELEMENTWISE_OPS(X) {all_ops}
         #define FA_OPS_FROM_Y(X) {from_y}
         #define FA_OP_COUNT {len(ops)}
-        """)
+        """) + root_series_tables(registry)
     path = os.path.join(KERNELS, "fa_ops.h")
     if not os.path.exists(path) or open(path).read() != text:
         with open(path, "w") as f:
             f.write(text)
+
+
+def root_series_tables(registry):
+    """C tables {hi, lo, c1..cN} of each RootSeries, named fa_root_<op>[_<param>_<value>]."""
+    lines = [f"#define FA_ROOT_RADIUS {registry['ROOT_SERIES_RADIUS'].hex()}"]
+    terms = set()
+    for act in registry["ACTIVATIONS"]:
+        for series in act.grad_root_series:
+            name = "fa_root_" + act.name + "".join(f"_{k}_{v}" for k, v in series.params)
+            values = (series.hi, series.lo) + tuple(series.coeffs)
+            terms.add(len(series.coeffs))
+            lines.append(f"static const double {name}[] = {{"
+                         + ", ".join(v.hex() for v in values) + "};")
+    if len(terms) > 1:
+        raise ValueError("every RootSeries must have the same number of terms")
+    lines.append(f"#define FA_ROOT_TERMS {terms.pop()}")
+    return "\n".join(lines) + "\n"
 
 
 def env_flag(name):
@@ -129,6 +146,8 @@ def extensions():
         "fastact._native",
         sources=[os.path.join("src", "fastact", "_native.pyx")] + kernel_sources,
         include_dirs=[os.path.join("src", "fastact", "kernels")],
+        depends=[os.path.join("src", "fastact", "kernels", name)
+                 for name in sorted(os.listdir(KERNELS)) if name.endswith(".h")],
         extra_compile_args=list(COMPILE_ARGS),
         extra_link_args=[],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -79,6 +79,26 @@ class Special:
 
 
 @dataclass(frozen=True)
+class RootSeries:
+    """f' about a root r = hi + lo of f': t*(c1 + t*(c2 + ...)), t = x - r.
+
+    Both backends use it for |x - r| < ROOT_SERIES_RADIUS, where f' computed
+    from its formula loses relative accuracy as 1/|x - r|.  Derived with
+    mpmath by tools/fit_roots.py, which prints these entries and measures the
+    series over the radius (relative error <= 2^-53.8 for every entry).
+    ``params`` selects the variant it belongs to (gelu's two forms).
+    """
+
+    hi: float
+    lo: float
+    coeffs: Tuple[float, ...]
+    params: Tuple[Tuple[str, Any], ...] = ()
+
+
+ROOT_SERIES_RADIUS = 2.0**-7
+
+
+@dataclass(frozen=True)
 class Activation:
     name: str
     kind: str
@@ -97,6 +117,8 @@ class Activation:
     domain: Tuple[float, float] = (-20.0, 20.0)
     #: Roots of f' (where gradient accuracy is absolute, not relative).
     grad_roots: Tuple[float, ...] = ()
+    #: f' about those roots, for the gradient's accuracy near them.
+    grad_root_series: Tuple[RootSeries, ...] = ()
     #: Output shown in the docstring's Examples: (forward, backward), as NumPy
     #: prints it, for the calls in ``_docstrings.EXAMPLE_CALLS``; the values
     #: come from mpmath (tools/doc_examples.py) and are run as doctests.
@@ -141,6 +163,13 @@ def _axis(default=-1):
     return Param("axis", default, "Axis along which the function is applied.",
                  kind="axis", native=None)
 
+
+#: silu'(x) = swish'(x; beta=1) about its root; swish'(x; beta) = silu'(beta*x).
+_SILU_ROOT = RootSeries(-1.2784645427610737, -1.0946994183093437e-16, (
+    0.2178117057198001, 0.1466487969969469, 0.018874814223782312, -0.015222655223188032,
+    -0.006606589138356696, 0.000126627410081122, 0.0007985218818397998,
+    0.00018570724361186496, -4.090534237428612e-05, -2.9733542213263917e-05,
+    -2.942631888842464e-06, 2.346029682463866e-06))
 
 #: SELU's fixed constants (Klambauer et al. 2017), as in CONTRACT.md.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -399,7 +428,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 0.5)),
         domain=(-100.0, 40.0),
-        grad_roots=(-1.2784645427610738,),
+        grad_roots=(-1.2784645427610737,),
+        grad_root_series=(_SILU_ROOT,),
         peers=('x / (1 + np.exp(-x))',
                'F.silu(x)'),
         examples=('array([-0.        , -0.27363829,  0.        ,  1.22636171,         inf])',
@@ -413,7 +443,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 0.5)),
         domain=(-100.0, 40.0),
-        grad_roots=(-1.2784645427610738,),
+        grad_roots=(-1.2784645427610737,),
+        grad_root_series=(_SILU_ROOT,),
         peers=('x / (1 + np.exp(-beta * x))',
                'x * torch.sigmoid(beta * x)'),
         examples=('array([-0.        , -0.27363829,  0.        ,  1.22636171,         inf])',
@@ -441,7 +472,12 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 0.6)),
         domain=(-100.0, 40.0),
-        grad_roots=(-1.1924,),
+        grad_roots=(-1.1924312145154952,),
+        grad_root_series=(RootSeries(-1.1924312145154952, -4.8484829848031044e-17, (
+            0.2669479140495345, 0.20473126408010586, 0.04190782104360987,
+            -0.020271822716684245, -0.01582112656173338, -0.0033606849270232685,
+            0.0010924055409445854, 0.0009898181021289196, 0.00025412936386191073,
+            -4.1961496031696126e-05, -5.582891567360688e-05, -1.72992708103044e-05)),),
         peers=('x * np.tanh(np.logaddexp(0, x))',
                'F.mish(x)'),
         examples=('array([-0.        , -0.29809974,  0.        ,  1.40337827,         inf])',
@@ -460,7 +496,21 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(-INF, 0.0, 0.0, params=(("approximate", "tanh"),)),
                   Special(INF, INF, 1.0, params=(("approximate", "tanh"),))),
         domain=(-40.0, 10.0),
-        grad_roots=(-0.7517916243, -0.7522),
+        grad_roots=(-0.7517915246935645, -0.7524614220710163),
+        grad_root_series=(
+            RootSeries(-0.7517915246935645, 1.4956759177009883e-17, (
+                0.4314939923140469, 0.388284982990552, -0.018199676398671087,
+                -0.1140082332972217, -0.014771522148244337, 0.019421679838189067,
+                0.004539228379125415, -0.002239538068073497, -0.0007448268386746817,
+                0.00018633974623233514, 8.615947861116571e-05, -1.121438018842664e-05),
+                params=(("approximate", "none"),)),
+            RootSeries(-0.7524614220710163, 3.635560509207687e-17, (
+                0.4304000910248585, 0.38751844613578895, -0.01578285352184803,
+                -0.11394448308095899, -0.01661932834305256, 0.019682309459833118,
+                0.005261059254921912, -0.0024227318458750974, -0.0009274420230205449,
+                0.00026392764052681053, 0.00012425227802639782, -3.4956171694436116e-05),
+                params=(("approximate", "tanh"),)),
+        ),
         peers=('0.5 * x * (1 + erf(x / np.sqrt(2)))',
                'F.gelu(x, approximate=approximate)'),
         examples=('array([-0.       , -0.1002108,  0.       ,  1.3997892,        inf])',

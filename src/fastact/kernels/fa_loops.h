@@ -98,12 +98,18 @@ static void FA(backward_y)(int op, const T *g, const T *y, T *gi, int64_t start,
 }
 
 /* ---- softmax and log_softmax over axis L of (outer, L, inner) -----------
- * Three passes per slice: max, sum of exp(x - max) in W, then the result
- * (the exponentials are recomputed rather than stored, so y may be x).
- * The max propagates NaN; x - max follows IEEE (max +inf or all -inf gives
- * NaN), as CONTRACT.md asks.  Each slice is summed in one fixed order by one
- * thread, so results do not depend on the thread count.  inner > 1 is done
- * in tiles of FA_TILE columns, the summation order along L unchanged. */
+ * Three passes per slice: the max m, then the sum, then the result (the
+ * exponentials are recomputed rather than stored, so y may be x).
+ * The sum is kept as s = sum over x < m of exp(x - m), plus (count of x == m)
+ * - 1, plus (m - m): the sum of the terms other than one maximal element.
+ * Then softmax = exp(x - m)/(1 + s) and log_softmax = (x - m) - log1p(s):
+ * log_softmax of the maximal element keeps its full accuracy when the other
+ * terms are tiny (log_softmax([0, -60]) = [-8.76e-27, -60], not [0, -60]).
+ * (m - m) is NaN when m is +-inf or NaN, which makes the slice NaN as IEEE
+ * arithmetic on x - max does (CONTRACT.md section 3).
+ * Each slice is summed in one fixed order by one thread, so results do not
+ * depend on the thread count.  inner > 1 is done in tiles of FA_TILE columns
+ * with the summation order along L unchanged. */
 #define FA_TILE 64
 
 static inline T FA(max_nan)(T m, T v)
@@ -115,25 +121,33 @@ static void FA(softmax)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
                         int64_t L, int64_t inner)
 {
     T m[FA_TILE];
-    W s[FA_TILE];
+    W s[FA_TILE], ties[FA_TILE];
     for (int64_t o = o0; o < o1; o++) {
         for (int64_t j0 = 0; j0 < inner; j0 += FA_TILE) {
             int64_t nj = inner - j0 < FA_TILE ? inner - j0 : FA_TILE;
             const T *xs = x + o * L * inner + j0;
             T *ys = y + o * L * inner + j0;
-            for (int64_t j = 0; j < nj; j++) { m[j] = -INFINITY; s[j] = 0; }
+            for (int64_t j = 0; j < nj; j++) { m[j] = -INFINITY; s[j] = 0; ties[j] = 0; }
             for (int64_t l = 0; l < L; l++)
                 for (int64_t j = 0; j < nj; j++)
                     m[j] = FA(max_nan)(m[j], xs[l * inner + j]);
             for (int64_t l = 0; l < L; l++)
-                for (int64_t j = 0; j < nj; j++)
-                    s[j] += exp((W)xs[l * inner + j] - (W)m[j]);
+                for (int64_t j = 0; j < nj; j++) {
+                    T v = xs[l * inner + j];
+                    if (v < m[j])
+                        s[j] += exp((W)v - (W)m[j]);
+                    else
+                        ties[j] += 1;
+                }
+            for (int64_t j = 0; j < nj; j++)
+                s[j] = (s[j] + (ties[j] - 1)) + ((W)m[j] - (W)m[j]);
             if (log_form) {
-                for (int64_t j = 0; j < nj; j++) s[j] = log(s[j]);
+                for (int64_t j = 0; j < nj; j++) s[j] = log1p(s[j]);
                 for (int64_t l = 0; l < L; l++)
                     for (int64_t j = 0; j < nj; j++)
                         ys[l * inner + j] = (T)(((W)xs[l * inner + j] - (W)m[j]) - s[j]);
             } else {
+                for (int64_t j = 0; j < nj; j++) s[j] = 1 + s[j];
                 for (int64_t l = 0; l < L; l++)
                     for (int64_t j = 0; j < nj; j++)
                         ys[l * inner + j] =

@@ -63,6 +63,27 @@ static inline W FA(sigmoid_grad_w)(W z)
     return e / ((1 + e) * (1 + e));
 }
 
+/* f' about a root r of f' (the registry's RootSeries; tables s = {hi, lo,
+ * c1..cN} generated into fa_ops.h): t*(c1 + t*(c2 + ...)) for t = z - r.
+ * Near r the formula for f' is a difference of nearly equal terms whose
+ * relative error grows as 1/|z - r|; the series has none (<= 2^-53.8
+ * relative over the radius, tools/fit_roots.py). */
+static inline W FA(root_series)(const double *s, W t)
+{
+    W acc = (W)s[2 + FA_ROOT_TERMS - 1];
+    for (int k = FA_ROOT_TERMS - 2; k >= 0; k--) acc = acc * t + (W)s[2 + k];
+    return acc * t;
+}
+
+/* Whether z is within the series' radius of the root s[0] + s[1]; then *t is
+ * z - root, with z - s[0] exact there (Sterbenz). */
+static inline int FA(near_root)(const double *s, W z, W *t)
+{
+    if (!(fabs(z - (W)s[0]) < FA_ROOT_RADIUS)) return 0;
+    *t = (z - (W)s[0]) - (W)s[1];
+    return 1;
+}
+
 /* NaN-propagating derivative of a piecewise-linear function: d where x is a
  * number, NaN where x is NaN. */
 static inline T FA(nan_or)(T x, T d)
@@ -272,12 +293,17 @@ static inline T FA(swish_core_fwd)(T x, W beta)
 {
     return (T)FA(mul_limit)((W)x, FA(sigmoid_w)(beta * (W)x));
 }
+/* swish'(x; beta) = silu'(z) with z = beta*x; near silu's root the series
+ * needs z - r without the rounding of beta*x, hence the fused multiply-add. */
 static inline T FA(swish_core_bwd)(T g, T x, W beta)
 {
-    W z = beta * (W)x;
+    W z = beta * (W)x, t;
     W d;
     if (isinf(z))
         d = z > 0 ? (W)1 : (W)0;
+    else if (FA(near_root)(fa_root_silu, z, &t))
+        d = FA(root_series)(fa_root_silu,
+                            fma(beta, (W)x, -(W)fa_root_silu[0]) - (W)fa_root_silu[1]);
     else
         d = FA(sigmoid_w)(z) + z * FA(sigmoid_grad_w)(z);
     return FA(scale_w)(g, d);
@@ -315,7 +341,8 @@ static inline T FA(hardswish_fwd)(T x, const fa_params *P, int64_t i)
 static inline T FA(hardswish_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W d = x <= -3 ? (W)0 : (x < 3 ? (W)x / 3 + (W)0.5 : (W)1);
+    /* (2x + 3)/6: exact numerator, so no cancellation at the root -1.5. */
+    W d = x <= -3 ? (W)0 : (x < 3 ? (2 * (W)x + 3) / 6 : (W)1);
     return FA(scale_w)(g, x != x ? (W)x : d);
 }
 
@@ -369,6 +396,9 @@ static inline T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
     if (x > FA_MISH_LINEAR_ABOVE) return FA(scale_w)(g, (W)1);
+    W t;
+    if (FA(near_root)(fa_root_mish, (W)x, &t))
+        return FA(scale_w)(g, FA(root_series)(fa_root_mish, t));
     W e = exp((W)x), n = e * (e + 2), q = n + 2;
     W d = n / q + FA(mul_limit)((W)x, 4 * e * (1 + e) / (q * q));
     return FA(scale_w)(g, d);
@@ -392,7 +422,9 @@ static inline T FA(gelu_erf_fwd)(T x)
 }
 static inline W FA(gelu_erf_grad)(T x)
 {
-    W v = (W)x;
+    W v = (W)x, t;
+    if (FA(near_root)(fa_root_gelu_approximate_none, v, &t))
+        return FA(root_series)(fa_root_gelu_approximate_none, t);
     W phi = erfc(-v * FA_INV_SQRT2) / 2;
     return phi + FA(mul_limit)(v, exp(-v * v / 2) * FA_INV_SQRT_2PI);
 }
@@ -407,7 +439,9 @@ static inline T FA(gelu_tanh_fwd)(T x)
 }
 static inline W FA(gelu_tanh_grad)(T x)
 {
-    W v = (W)x;
+    W v = (W)x, t;
+    if (FA(near_root)(fa_root_gelu_approximate_tanh, v, &t))
+        return FA(root_series)(fa_root_gelu_approximate_tanh, t);
     W u2 = 2 * FA_SQRT_2_OVER_PI * v * (1 + FA_GELU_TANH_C * v * v);
     W du2 = 2 * FA_SQRT_2_OVER_PI * (1 + 3 * FA_GELU_TANH_C * v * v);
     return FA(sigmoid_w)(u2) + FA(mul_limit)(v * du2, FA(sigmoid_grad_w)(u2));
