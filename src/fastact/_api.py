@@ -57,16 +57,39 @@ def _asarray(fname, what, a):
     return arr
 
 
+def _dtype_rule(dtype):
+    """(compute dtype, result dtype) of one input dtype (already checked)."""
+    if dtype.kind == "f" and dtype.itemsize == 2:
+        return _F32, _F16
+    if dtype.kind == "f" and dtype.itemsize == 4:
+        return _F32, _F32
+    return _F64, _F64
+
+
+_DTYPE_RULES = {}  # dtype -> _dtype_rule(dtype), filled on first use
+
+
 def _dtypes(*arrays):
     """(compute dtype, result dtype) for the given input arrays."""
-    wide = any(a.dtype.kind != "f" or a.dtype.itemsize == 8 for a in arrays)
-    ct = _F64 if wide else _F32
-    rt = _F16 if all(a.dtype.kind == "f" and a.dtype.itemsize == 2 for a in arrays) else ct
+    rules = []
+    for a in arrays:
+        rule = _DTYPE_RULES.get(a.dtype)
+        if rule is None:
+            rule = _DTYPE_RULES[a.dtype] = _dtype_rule(a.dtype)
+        rules.append(rule)
+    if len(rules) == 1:
+        return rules[0]
+    ct = _F64 if any(r[0] is _F64 for r in rules) else _F32
+    rt = _F16 if all(r[1] is _F16 for r in rules) else ct
     return ct, rt
 
 
 def _prepared(a, ct):
     """``a`` as a C-contiguous, aligned, native-endian array of dtype ``ct``."""
+    if a.dtype == ct:
+        flags = a.flags
+        if flags.c_contiguous and flags.aligned:
+            return a
     return np.require(a, dtype=ct, requirements=("C", "A"))
 
 
@@ -91,30 +114,40 @@ def _check_out(fname, out, shape, rt):
 
 
 def _same_view(a, b):
-    return (a.shape == b.shape and a.dtype == b.dtype
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype
+                      and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def _destination(out, ct, shape, inputs):
     """The array the backend writes, and the inputs made safe against overlap."""
-    if (out is not None and out.dtype == ct and out.flags.c_contiguous
-            and out.flags.aligned):
-        safe = tuple(a.copy() if np.may_share_memory(a, out) and not _same_view(a, out) else a
-                     for a in inputs)
-        return out, safe
+    if out is not None and out.dtype == ct:
+        flags = out.flags
+        if flags.c_contiguous and flags.aligned:
+            safe = tuple(a.copy() if np.may_share_memory(a, out) and not _same_view(a, out)
+                         else a for a in inputs)
+            return out, safe
     return np.empty(shape, ct), inputs
 
 
 def _finish(dest, out, rt):
+    if out is None:
+        if dest.dtype != rt:
+            dest = _cast(dest, rt)
+        return dest[()] if dest.ndim == 0 else dest
+    if dest is not out:
+        if dest.dtype == out.dtype:
+            np.copyto(out, dest)
+        else:
+            with np.errstate(over="ignore"):  # see _cast
+                np.copyto(out, dest, casting="unsafe")
+    return out
+
+
+def _cast(a, dtype):
     # The float32 -> float16 rounding may overflow to inf: that is the correctly
     # rounded float16 result, not an error, so NumPy's cast warning is silenced.
     with np.errstate(over="ignore"):
-        if out is None:
-            result = dest if dest.dtype == rt else dest.astype(rt)
-            return result[()] if result.ndim == 0 else result
-        if dest is not out:
-            np.copyto(out, dest, casting="unsafe")
-    return out
+        return a.astype(dtype)
 
 
 def _bias(fname, bias, shape, ct):
@@ -412,8 +445,7 @@ class _PreluDriver(_Driver):
         gw = np.zeros(w.shape, ct)
         if xa.size:
             self.backend.prelu_backward(ga, xa, w, dest, gw, b, dims, {})
-        with np.errstate(over="ignore"):
-            gw = gw.astype(rt, copy=False).reshape(np.shape(weight))
+        gw = (gw if gw.dtype == rt else _cast(gw, rt)).reshape(np.shape(weight))
         return _finish(dest, out, rt), gw
 
 

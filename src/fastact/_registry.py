@@ -124,10 +124,11 @@ class Activation:
     #: come from mpmath (tools/doc_examples.py) and are run as doctests.
     examples: Tuple[str, str] = ()
     #: How a user would compute the forward without fastact, for the speed
-    #: table: (NumPy expression, PyTorch expression), in terms of ``x``, the
-    #: parameters by name, ``np``, ``erf`` (SciPy's or a vectorised math.erf),
-    #: ``torch`` and ``F`` (torch.nn.functional).
-    peers: Tuple[str, str] = ("", "")
+    #: table: (NumPy expression, PyTorch expression, SciPy expression or ""),
+    #: in terms of ``x``, the parameters by name, ``np``, ``erf`` (SciPy's or
+    #: a vectorised math.erf), ``torch``, ``F`` (torch.nn.functional) and
+    #: ``special`` (scipy.special).
+    peers: Tuple[str, ...] = ("", "", "")
     #: Checks across parameters: (predicate over the dict of values, message).
     constraints: Tuple[Tuple[Callable[[dict], bool], str], ...] = ()
 
@@ -353,7 +354,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(1e4, 1e4, 1.0), Special(0.0, math.log(2.0), 0.5)),
         domain=(-100.0, 20.0),
         peers=('np.where(beta * x > threshold, x, np.log1p(np.exp(beta * x)) / beta)',
-               'F.softplus(x, beta, threshold)'),
+               'F.softplus(x, beta, threshold)',
+               'special.softplus(x)'),
         examples=('array([0.        , 0.20141328, 0.69314718, 1.70141328,        inf])',
                   'array([0.        , 0.18242552, 0.5       , 0.81757448, 1.        ])'),
     ),
@@ -366,7 +368,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(0.0, 0.5, 0.25), Special(-1000.0, 0.0, 0.0)),
         domain=(-100.0, 40.0),
         peers=('1 / (1 + np.exp(-x))',
-               'torch.sigmoid(x)'),
+               'torch.sigmoid(x)',
+               'special.expit(x)'),
         examples=('array([0.        , 0.18242552, 0.5       , 0.81757448, 1.        ])',
                   'array([0.        , 0.14914645, 0.25      , 0.14914645, 0.        ])'),
     ),
@@ -378,7 +381,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(-1e4, -1e4, 1.0), Special(0.0, -math.log(2.0), 0.5)),
         domain=(-40.0, 100.0),
         peers=('-np.logaddexp(0, -x)',
-               'F.logsigmoid(x)'),
+               'F.logsigmoid(x)',
+               'special.log_expit(x)'),
         examples=('array([       -inf, -1.70141328, -0.69314718, -0.20141328, -0.        ])',
                   'array([1.        , 0.81757448, 0.5       , 0.18242552, 0.        ])'),
     ),
@@ -511,7 +515,7 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                 0.00026392764052681053, 0.00012425227802639782, -3.4956171694436116e-05),
                 params=(("approximate", "tanh"),)),
         ),
-        peers=('0.5 * x * (1 + erf(x / np.sqrt(2)))',
+        peers=('0.5 * x * (1 + erf(x * 0.7071067811865476))',
                'F.gelu(x, approximate=approximate)'),
         examples=('array([-0.       , -0.1002108,  0.       ,  1.3997892,        inf])',
                   'array([ 0.        , -0.12746919,  0.5       ,  1.12746919,  1.        ])'),
@@ -525,7 +529,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
               "y*(g - sum(g*y)).",
         domain=(-20.0, 20.0),
         peers=('np.exp(x - x.max(axis, keepdims=True)) / np.exp(x - x.max(axis, keepdims=True)).sum(axis, keepdims=True)',
-               'torch.softmax(x, axis)'),
+               'torch.softmax(x, axis)',
+               'special.softmax(x, axis)'),
         examples=('array([0.        , 0.03911257, 0.17529039, 0.78559703])',
                   'array([ 0.        , -0.03072672, -0.13770761,  0.16843433])'),
     ),
@@ -538,7 +543,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
               "g - exp(y)*sum(g).",
         domain=(-20.0, 20.0),
         peers=('x - x.max(axis, keepdims=True) - np.log(np.exp(x - x.max(axis, keepdims=True)).sum(axis, keepdims=True))',
-               'torch.log_softmax(x, axis)'),
+               'torch.log_softmax(x, axis)',
+               'special.log_softmax(x, axis)'),
         examples=('array([      -inf, -3.2413113, -1.7413113, -0.2413113])',
                   'array([ 1.        , -0.07822515, -0.35058078, -0.57119407])'),
     ),
