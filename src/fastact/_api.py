@@ -584,6 +584,10 @@ def build_functions(backend):
 # Backend selection (CONTRACT.md section 6)
 
 def _load_native():
+    import importlib.util
+    if importlib.util.find_spec(__package__ + "._native") is None:
+        raise ImportError("fastact was installed without its compiled extension "
+                          "(no working C compiler when it was built)")
     from . import _native
     isa = os.environ.get("FASTACT_ISA", "").strip().lower()
     if isa:
