@@ -515,7 +515,8 @@ def sample_points(domain, dtype, n=2000, near=(), seed=0):
       uniform points over the whole domain and points near 0 (uniform in
       [-2**-6, 2**-6], and subnormals);
     - around each point of ``near`` (roots of f', kinks): the 16 values of
-      ``dtype`` on either side, and uniform points within a relative 1e-3;
+      ``dtype`` on either side, uniform points within a relative 1e-3, and
+      log-uniform relative distances from 2^-45 to 1/2;
     - 0, -0 (one of them survives ``unique``) and the domain's ends.
     """
     dtype = np.dtype(dtype)
@@ -545,6 +546,10 @@ def sample_points(domain, dtype, n=2000, near=(), seed=0):
             down.append(np.nextafter(down[-1], dtype.type(-np.inf)))
         parts.append(np.array(up + down, dtype=np.float64))
         parts.append(float(r) * (1 + rng.uniform(-1e-3, 1e-3, n // 16)))
+        # log-uniform distances from 2^-45 to 1/2 (relative), both sides: the
+        # whole band where a gradient formula cancels towards a root
+        offsets = np.exp2(rng.uniform(-45, -1, n // 8)) * rng.choice([-1.0, 1.0], n // 8)
+        parts.append(float(r) * (1 + offsets))
     with np.errstate(over="ignore"):
         x = np.concatenate(parts).astype(dtype)
     x = x[(x >= dtype.type(lo)) & (x <= dtype.type(hi))]

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import reference as ref  # noqa: E402
 
 mp = ref.mp
-RADIUS = 2.0**-7
-TERMS = 12
+RADIUS = 2.0**-3
+TERMS = 20
 
 #: (registry name, params of the variant, guess)
 ROOTS = (

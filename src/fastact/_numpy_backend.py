@@ -66,7 +66,7 @@ import threading
 
 import numpy as np
 
-from ._registry import SELU_SCALE
+from ._registry import BY_NAME, ROOT_SERIES_RADIUS, SELU_SCALE
 
 __all__ = ["ERFC", "erfc"]
 
@@ -94,13 +94,24 @@ def _forward(f):
 
 
 def _backward(df):
-    """``df(x64, p) -> f'(x)`` becomes ``backward(g, x, p) -> g*f'(x)``."""
+    """``df(x64, p) -> f'(x)`` becomes ``backward(g, x, p) -> g*f'(x)``.
+
+    df may also return (d, k) with f'(x) = d*2**-k (k an integer array, see
+    :func:`_exp_k`): where f'(x) underflows but g*f'(x) does not (|g| near
+    the float64 maximum), g*d is formed first (|d| <= 1 there, so it cannot
+    overflow) and the power of 2 applied last."""
 
     @functools.wraps(df)
     def backward(g, x, p):
         with np.errstate(all="ignore"):
             d = df(x.astype(_F64, copy=False), p)
-            return _result(_scale(g.astype(_F64, copy=False), d), x.dtype)
+            k = None
+            if isinstance(d, tuple):
+                d, k = d
+            r = _scale(g.astype(_F64, copy=False), d)
+            if k is not None:
+                r = np.ldexp(r, -k)
+            return _result(r, x.dtype)
 
     return backward
 
@@ -298,6 +309,64 @@ def _int_exponent(n):
     return np.where(np.isfinite(n), n, 0.0).astype(np.int64)
 
 
+# Below exp's argument -700 a derivative is exp(v) times a factor (of the
+# same exponential family) and underflows, while g*f'(x) need not for |g| up
+# to the float64 maximum (down to v ~ -1490). Those elements (``_deep``) get
+# f' = d*2**-k with d normal (see :func:`_backward`).
+_DEEP_TOP, _DEEP_BOTTOM = -700.0, -1600.0
+
+
+def _deep(v):
+    """Whether exp(v) is to be carried scaled (v in (-1600, -700))."""
+    return (v < _DEEP_TOP) & (v > _DEEP_BOTTOM)
+
+
+def _exp_k(v, vl=0.0):
+    """exp(v + vl) = e*2**-k with e ~ 2**-450 (normal), for the elements
+    where :func:`_deep` (v); elsewhere the values are to be discarded.
+    v + k ln 2 = (v + k*LN2_HI) + k*LN2_LO: the first sum is exact
+    (k*LN2_HI has at most 43 bits, and Sterbenz), the second kept as a
+    double-double whose low part (with vl, |vl| << 1) enters to first order."""
+    vc = np.clip(v, _DEEP_BOTTOM, _DEEP_TOP)
+    k = np.rint(vc * (-1.0 / _LN2_HI)) - 450.0
+    s, c = _two_sum(vc + k * _LN2_HI, k * _LN2_LO)
+    e = np.exp(s)
+    return e + e * (c + _finite_or_zero(vl)), k.astype(np.int64)
+
+
+def _with_deep(d, deep, dd):
+    """(d, 0) with the deep elements' (d', k) from ``dd`` = (d', k)."""
+    return np.where(deep, dd[0], d), np.where(deep, dd[1], 0)
+
+
+def _root_series_for(name, **params):
+    """The registry's RootSeries of f' of ``name`` (for those params)."""
+    for rs in BY_NAME[name].grad_root_series:
+        if all(params.get(k) == v for k, v in rs.params):
+            return rs
+    raise KeyError(name)
+
+
+def _near_root(rs, z, zl=0.0):
+    """(near, value): near where |z + zl - root| < ROOT_SERIES_RADIUS (z, zl a
+    double-double, |zl| <= ulp(z)/2), and there f' from the series,
+    t*(c1 + t*(c2 + ... + t*cN)), t = (z - hi) + zl - lo with z - hi exact
+    (Sterbenz). Near a root of f' its formula is a difference of nearly
+    equal terms, whose relative error grows as 1/|z - root|; the series has
+    none (<= 2^-53.8 relative over the radius, tools/fit_roots.py)."""
+    dz = z - rs.hi
+    near = np.abs(dz) < ROOT_SERIES_RADIUS
+    t = np.where(near, dz, 0.0)
+    if _has_lo(zl):
+        t = t + np.where(near, zl, 0.0)
+    t = t - rs.lo
+    c = rs.coeffs
+    acc = np.full_like(t, c[-1])
+    for ck in c[-2::-1]:
+        acc = acc * t + ck
+    return near, acc * t
+
+
 # ---------------------------------------------------------------------------
 # Piecewise-linear family: exact, in the input dtype
 
@@ -462,6 +531,8 @@ def _round_dd(s, dtype):
 # ---------------------------------------------------------------------------
 # Logistic family: sigmoid, log_sigmoid, softplus, silu/swish, tanh
 
+_SILU_ROOT = _root_series_for("silu")  # swish'(x; beta) = silu'(beta*x)
+
 def _logistic(z, zl=0.0, grad=False):
     """sigmoid(z + zl) as a double-double s, and with ``grad`` also
     sigmoid'(z + zl) as ds, for |zl| <= ulp(z)/2; returns (s, scale) or
@@ -509,7 +580,8 @@ def _c_sigmoid_forward(x, p):
 @_backward
 def _c_sigmoid_backward(x, p):
     _, ds, scale = _logistic(x, grad=True)
-    return ds[0] * scale
+    v = -np.abs(x)  # sigmoid'(x) = exp(-|x|) to within 2**-1000 relative below
+    return _with_deep(ds[0] * scale, _deep(v), _exp_k(v))
 
 
 @_backward
@@ -525,7 +597,7 @@ def _c_log_sigmoid_forward(x, p):
 @_backward
 def _c_log_sigmoid_backward(x, p):
     s, scale = _logistic(-x)
-    return s[0] * scale
+    return _with_deep(s[0] * scale, _deep(-x), _exp_k(-x))
 
 
 @_forward
@@ -544,7 +616,8 @@ def _c_softplus_forward(x, p):
 def _c_softplus_backward(x, p):
     z, zl = _scaled_arg(x, p["beta"])
     s, scale = _logistic(z, zl)
-    return np.where(z > p["threshold"], 1.0, s[0] * scale)
+    above = z > p["threshold"]
+    return _with_deep(np.where(above, 1.0, s[0] * scale), _deep(z) & ~above, _exp_k(z, zl))
 
 
 @_forward
@@ -560,10 +633,15 @@ def _c_swish_backward(x, p):
     # cancel partly for z < 0 (fully at the root z = -1.2785). The zl*s'
     # term completes the first-order correction of z*s'(z) (s and s' are
     # corrected inside). s' is exactly 0 wherever |z| > 745, inf included.
+    # Near the root of f', its series in z + zl - root; for z < -700,
+    # f' = exp(z + zl)*(1 + z + zl) to within 2**-1000 relative, scaled.
     z, zl = _scaled_arg(x, p["beta"])
     s, ds, scale = _logistic(z, zl, grad=True)
     zds = _dd_mul((np.where(ds[0] == 0, 0.0, z), 0.0), ds)
-    return _dd_add(s, (zds[0], zds[1] + zl * ds[0]))[0] * scale
+    d = _dd_add(s, (zds[0], zds[1] + zl * ds[0]))[0] * scale
+    near, series = _near_root(_SILU_ROOT, z, zl)
+    e, k = _exp_k(z, zl)
+    return _with_deep(np.where(near, series, d), _deep(z), (e * ((1.0 + z) + zl), k))
 
 
 @_backward
@@ -606,7 +684,8 @@ def _c_elu_forward(x, p):
 
 @_backward
 def _c_elu_backward(x, p):
-    return np.where(x > 0, 1.0, p["alpha"] * np.exp(x))
+    e, k = _exp_k(x)
+    return _with_deep(np.where(x > 0, 1.0, p["alpha"] * np.exp(x)), _deep(x), (p["alpha"] * e, k))
 
 
 # scale*alpha as a double-double, from the decimal constants of CONTRACT.md
@@ -626,7 +705,9 @@ def _c_selu_forward(x, p):
 @_backward
 def _c_selu_backward(x, p):
     e = np.exp(x)
-    return np.where(x > 0, SELU_SCALE, e * _SELU_SA[0] + e * _SELU_SA[1])
+    d = np.where(x > 0, SELU_SCALE, e * _SELU_SA[0] + e * _SELU_SA[1])
+    e, k = _exp_k(x)
+    return _with_deep(d, _deep(x), (e * _SELU_SA[0] + e * _SELU_SA[1], k))
 
 
 @_forward
@@ -645,10 +726,12 @@ def _c_celu_forward(x, p):
 def _c_celu_backward(x, p):
     t, tl = _divided_arg(x, p["alpha"])
     e = np.exp(t)
-    return np.where(x > 0, 1.0, e + _finite_or_zero(tl * e))
+    d = np.where(x > 0, 1.0, e + _finite_or_zero(tl * e))
+    return _with_deep(d, _deep(t) & ~(x > 0), _exp_k(t, tl))
 
 
 _MISH_LINEAR = 40.0  # mish(x) = x and mish'(x) = 1 in float64 from here on
+_MISH_ROOT = _root_series_for("mish")
 
 
 def _mish_tanh_softplus(x):
@@ -674,11 +757,16 @@ def _c_mish_forward(x, p):
 def _c_mish_backward(x, p):
     # f' = t + x*q, q = 4e(1 + e)/(n + 2)**2, all as double-doubles; x*q is
     # 0 where q underflows to 0 (mish'(-inf) = 0).
+    # Near the root of f', its series; for x < -700, f' = exp(x)*(1 + x) to
+    # within 2**-1000 relative, scaled.
     e, den, t, scale = _mish_tanh_softplus(x)
     q = _dd_div(_dd_mul((e, 0.0), _two_sum(1.0, e)), _dd_mul(den, den))
     xs = np.where(q[0] == 0, 0.0, x)
     xq = _dd_mul((4.0 * xs, 0.0), q)
-    return np.where(x > _MISH_LINEAR, 1.0, _dd_add(t, xq)[0] * scale)
+    d = np.where(x > _MISH_LINEAR, 1.0, _dd_add(t, xq)[0] * scale)
+    near, series = _near_root(_MISH_ROOT, x)
+    e, k = _exp_k(x)
+    return _with_deep(np.where(near, series, d), _deep(x), (e * (1.0 + x), k))
 
 
 # ---------------------------------------------------------------------------
@@ -725,6 +813,8 @@ _GELU_3C = _dd_const(3 * decimal.Decimal("0.044715"))
 # gelu has saturated far before these: clipping the argument there keeps the
 # double-double products finite.
 _GELU_CLIP = 64.0
+_GELU_NONE_ROOT = _root_series_for("gelu", approximate="none")
+_GELU_TANH_ROOT = _root_series_for("gelu", approximate="tanh")
 _GELU_TANH_CLIP = 30.0
 
 
@@ -779,7 +869,8 @@ def _c_gelu_backward(x, p):
         s, ds, scale = _logistic(z, zl, grad=True)
         xc = np.clip(x, -_GELU_TANH_CLIP, _GELU_TANH_CLIP)
         w = _dd_mul(_GELU_2K, _dd_mul((xc, 0.0), _dd_add((1.0, 0.0), _dd_mul(_GELU_3C, x2))))
-        return _dd_add(s, _dd_mul(w, ds))[0] * scale
+        near, series = _near_root(_GELU_TANH_ROOT, x)
+        return np.where(near, series, _dd_add(s, _dd_mul(w, ds))[0] * scale)
     # Phi + x*phi as double-doubles. In the left tail both terms carry the
     # same power of 2 (z*z and x*x/2 agree but for rounding); where the two
     # differ, the terms are scaled first.
@@ -787,7 +878,8 @@ def _c_gelu_backward(x, p):
     xphi, n_xphi = _gaussian_pdf_times_x(x)
     together = np.ldexp(_dd_add((0.5 * hi, 0.5 * lo), xphi)[0], n)
     apart = np.ldexp(0.5 * hi, n) + np.ldexp(xphi[0], n_xphi)
-    return np.where(n == n_xphi, together, apart)
+    near, series = _near_root(_GELU_NONE_ROOT, x)
+    return np.where(near, series, np.where(n == n_xphi, together, apart))
 
 
 # ---------------------------------------------------------------------------
@@ -1213,6 +1305,66 @@ def _below(limit):
 
 def _above(limit):
     return lambda x: ~(x <= limit)
+
+
+def _near_root_nan(kernel, rs, beta=1.0):
+    """A float64 grad kernel that also sets NaN where x is within (a little
+    more than) the root series' radius of root/beta: :func:`_finish` hands
+    those to the careful path, which uses the series (the kernels' f' loses
+    relative accuracy there). Tested in the chunk's cached rows, which is
+    much cheaper than a rare() mask over the whole array."""
+    c = rs.hi / beta
+    w = ROOT_SERIES_RADIUS / abs(beta) * (1 + 2.0**-20)
+    lo, hi = c - w, c + w  # (rounded outward enough by the margin in w)
+
+    def near_kernel(out, g, x, p, f32):
+        kernel(out, g, x, p, f32)
+        m = x.size
+        b = _rows(1, m)[0].view(np.bool_)
+        k, k2 = b[:m], b[m:2 * m]
+        np.greater(x, lo, out=k)
+        np.less(x, hi, out=k2)
+        k &= k2
+        if k.any():
+            np.copyto(out, np.nan, where=k)
+
+    return near_kernel
+
+
+def _series_first(careful, rs, beta=1.0):
+    """The careful function for a kernel wrapped by :func:`_near_root_nan`
+    (beta 1 or a power of 2, so that beta*x is exact): when every element
+    handed over is near the root (the usual case), only the series is
+    evaluated, which costs a fraction of the careful path's fixed overhead."""
+
+    def c(g, x, p):
+        with np.errstate(all="ignore"):
+            z = x.astype(_F64) * beta
+            near, d = _near_root(rs, z)
+            if near.all():
+                return _result(_scale(g.astype(_F64), d), x.dtype)
+        return careful(g, x, p)
+
+    return c
+
+
+def _nan_below(kernel, limit, x):
+    """A float64 grad kernel that also sets NaN where x < limit (so that
+    :func:`_finish` hands those to the careful path); the plain kernel when
+    no element of x is below, which one reduction over x tells (cheaper
+    than a test per chunk; NaN in x makes the min NaN, and those go to the
+    careful path anyway)."""
+    if not (x.size and x.min() < limit):
+        return kernel
+
+    def below_kernel(out, g, x, p, f32):
+        kernel(out, g, x, p, f32)
+        k = _rows(1, x.size)[0].view(np.bool_)[:x.size]
+        np.less(x, limit, out=k)
+        if k.any():
+            np.copyto(out, np.nan, where=k)
+
+    return below_kernel
 
 
 def _select(m, a, b, out, tmp):
@@ -1778,7 +1930,11 @@ def swish_backward(g, x, p):
             return np.isnan(x)
         return ~(x >= -lim) if beta > 0 else ~(x <= lim)
 
-    return _elementwise_grad(g, x, p, _k_swish_grad, _c_swish_backward, rare)
+    kernel, careful = _k_swish_grad, _c_swish_backward
+    if x.dtype == _F64 and beta != 0:  # and near the root of f'
+        kernel = _near_root_nan(kernel, _SILU_ROOT, beta)
+        careful = _series_first(careful, _SILU_ROOT, beta)
+    return _elementwise_grad(g, x, p, kernel, careful, rare)
 
 
 _SILU = {"beta": 1.0}
@@ -1911,7 +2067,9 @@ def _k_elu_grad(out, g, x, p, f32):
 
 
 def elu_backward(g, x, p):
-    return _elementwise_grad(g, x, p, _k_elu_grad, _c_elu_backward)
+    # float64: f' underflows below -700 while g*f' may not (careful path)
+    kernel = _k_elu_grad if x.dtype == _F32 else _nan_below(_k_elu_grad, -_EXP_TAIL, x)
+    return _elementwise_grad(g, x, p, kernel, _c_elu_backward)
 
 
 def _k_selu(out, x, p, f32):
@@ -1948,7 +2106,8 @@ def _k_selu_grad(out, g, x, p, f32):
 
 
 def selu_backward(g, x, p):
-    return _elementwise_grad(g, x, p, _k_selu_grad, _c_selu_backward)
+    kernel = _k_selu_grad if x.dtype == _F32 else _nan_below(_k_selu_grad, -_EXP_TAIL, x)  # as elu
+    return _elementwise_grad(g, x, p, kernel, _c_selu_backward)
 
 
 def _k_celu(out, x, p, f32):
@@ -2001,8 +2160,10 @@ def celu_backward(g, x, p):
     if x.dtype == _F64 and alpha < 0:
         return _elementwise_grad(g, x, p, _whole(_c_celu_backward), _c_celu_backward,
                                  wide=False)
-    rare = None if x.dtype == _F32 or alpha == 1 else _below(-_EXP_TAIL * alpha)
-    return _elementwise_grad(g, x, p, _k_celu_grad, _c_celu_backward, rare)
+    kernel = _k_celu_grad
+    if x.dtype == _F64:  # as elu
+        kernel = _nan_below(kernel, -_EXP_TAIL * alpha, x)
+    return _elementwise_grad(g, x, p, kernel, _c_celu_backward)
 
 
 # ---------------------------------------------------------------------------
@@ -2121,8 +2282,10 @@ def _k_mish_grad(out, g, x, p, f32):
 
 
 def mish_backward(g, x, p):
-    rare = None if x.dtype == _F32 else _below(-_EXP_TAIL)
-    return _elementwise_grad(g, x, p, _k_mish_grad, _c_mish_backward, rare)
+    if x.dtype == _F32:
+        return _elementwise_grad(g, x, p, _k_mish_grad, _c_mish_backward)
+    return _elementwise_grad(g, x, p, _near_root_nan(_k_mish_grad, _MISH_ROOT),
+                             _series_first(_c_mish_backward, _MISH_ROOT), _below(-_EXP_TAIL))
 
 
 def _mish_dd_rows(x, w):
@@ -2524,11 +2687,12 @@ _GELU_ROOT_NEAR = 1e-4
 
 
 def _gelu_rare(x, p, grad=False):
+    tanh = p["approximate"] == "tanh"
     if x.dtype == _F32:
-        if grad and p["approximate"] == "none":
+        if grad and not tanh:
             return lambda x: ~(np.abs(x - _F32(_GELU_ROOT)) > _F32(_GELU_ROOT_NEAR))
         return None
-    return _below(-(_GELU_TANH_TAIL if p["approximate"] == "tanh" else _GELU_TAIL))
+    return _below(-(_GELU_TANH_TAIL if tanh else _GELU_TAIL))
 
 
 def gelu_forward(x, p):
@@ -2536,8 +2700,12 @@ def gelu_forward(x, p):
 
 
 def gelu_backward(g, x, p):
-    return _elementwise_grad(g, x, p, _k_gelu_grad, _c_gelu_backward,
-                             _gelu_rare(x, p, grad=True))
+    kernel, careful = _k_gelu_grad, _c_gelu_backward
+    if x.dtype == _F64:  # near the root of f': the careful path's series
+        rs = _GELU_TANH_ROOT if p["approximate"] == "tanh" else _GELU_NONE_ROOT
+        kernel = _near_root_nan(kernel, rs)
+        careful = _series_first(careful, rs)
+    return _elementwise_grad(g, x, p, kernel, careful, _gelu_rare(x, p, grad=True))
 
 
 # ---------------------------------------------------------------------------
