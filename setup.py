@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PKG = os.path.join(HERE, "src", "fastact")
 KERNELS = os.path.join(PKG, "kernels")
 
-# -O3 without -ffast-math: on GCC 12 a shared object built with -ffast-math
-# sets flush-to-zero for the whole process at load, and the flag lets the
+# -O3, and never GCC's fast-math flag: on GCC 12 a shared object built with
+# it sets flush-to-zero for the whole process at load, and it lets the
 # compiler delete NaN checks.  fp-contract=off keeps every ISA level's results
 # identical to the formulas as written (FMA is used explicitly where wanted).
 COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off",
