@@ -18,8 +18,8 @@ dict {parameter name: validated value} of the activation's registry entry.
   ``maxout_backward(g3, x4, p)`` -> (outer, K, pieces, inner);
 * ``erfc(x)`` for float64 arrays, and :data:`ERFC`, which erfc that is.
 
-The formulas and edge-case rules are those of ``notes/semantics.md``, which
-the native backend follows too; the two are compared in the tests.
+The formulas and edge-case rules are those of ``docs/semantics.md``, which
+the native backend (``kernels/fa_math.h``) follows too; the tests compare the two.
 
 How the code is organised
 -------------------------
@@ -423,7 +423,7 @@ def _c_leaky_relu_backward(x, p):
 
 # rrelu's counter-based generator: SplitMix64's finaliser (Steele, Lea and
 # Flood 2014) of the flat index mixed with a key derived from the seed. The
-# text in semantics.md is followed literally: the native backend must give
+# text in docs/semantics.md is followed literally: the native backend must give
 # bit-identical slopes. np.uint64 *array* arithmetic wraps mod 2**64 silently
 # (scalar arithmetic would warn), so the key is a 1-element array too.
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -460,11 +460,6 @@ def _c_rrelu_forward(x, p):
 @_exact_backward
 def _c_rrelu_backward(x, p):
     return _leaky_slope(x, _rrelu_slope(x, p))
-
-
-def prelu_forward(x3, w, p):
-    with np.errstate(all="ignore"):
-        return _result(_leaky(x3, w.reshape(1, -1, 1)), x3.dtype)
 
 
 def prelu_backward(g3, x3, w, p):

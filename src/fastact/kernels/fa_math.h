@@ -15,9 +15,9 @@
  * The piecewise-linear functions compute in T with parameters rounded to T
  * first, so their results are exactly rounded (bit-exact, CONTRACT.md s.4).
  *
- * Every function here is the per-element semantics the NumPy backend also
- * implements (fastact/_numpy_backend.py); NaN in gives NaN out, and the
- * infinities give the limits listed in CONTRACT.md section 3.
+ * Every function here follows the per-element rules of docs/semantics.md,
+ * which the NumPy backend (fastact/_numpy_backend.py) implements too; NaN in
+ * gives NaN out, and the infinities give the limits of CONTRACT.md s.3.
  *
  * Names: <op>_fwd(x, P, i) -> f(x);  <op>_bwd(g, x, P, i) -> g*f'(x);
  *        <op>_bwd_y(g, y, P) -> g*f'(x) from y = f(x) (relu, sigmoid, tanh).
