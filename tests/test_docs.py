@@ -101,16 +101,24 @@ def _default(param):
     return NO_DEFAULT if param.default is R.REQUIRED else param.default
 
 
-def expected_forward(act):
-    params = [P("x", P.POSITIONAL_OR_KEYWORD)]
-    params += [P(p.name, P.POSITIONAL_OR_KEYWORD, default=_default(p))
-               for p in act.params if not p.keyword_only]
-    params += [P(p.name, P.KEYWORD_ONLY, default=_default(p))
-               for p in act.params if p.keyword_only]
+def _registry_params(act, keyword_only):
+    return [P(p.name, P.KEYWORD_ONLY if keyword_only else P.POSITIONAL_OR_KEYWORD,
+              default=_default(p))
+            for p in act.params if p.keyword_only == keyword_only]
+
+
+def _keyword_tail(act):
+    """The registry's keyword-only params, then out, then bias where fused."""
+    params = _registry_params(act, keyword_only=True)
     params.append(P("out", P.KEYWORD_ONLY, default=None))
     if act.kind in (R.ELEMENTWISE, R.PRELU):
         params.append(P("bias", P.KEYWORD_ONLY, default=None))
     return params
+
+
+def expected_forward(act):
+    return ([P("x", P.POSITIONAL_OR_KEYWORD)] + _registry_params(act, keyword_only=False)
+            + _keyword_tail(act))
 
 
 def expected_backward(act):
@@ -118,16 +126,10 @@ def expected_backward(act):
     params = [P("grad_output", P.POSITIONAL_OR_KEYWORD),
               P(primal, P.POSITIONAL_OR_KEYWORD,
                 default=None if act.backward_from_y else NO_DEFAULT)]
-    params += [P(p.name, P.POSITIONAL_OR_KEYWORD, default=_default(p))
-               for p in act.params if not p.keyword_only]
+    params += _registry_params(act, keyword_only=False)
     if act.backward_from_y:
         params.append(P("y", P.KEYWORD_ONLY, default=None))
-    params += [P(p.name, P.KEYWORD_ONLY, default=_default(p))
-               for p in act.params if p.keyword_only]
-    params.append(P("out", P.KEYWORD_ONLY, default=None))
-    if act.kind in (R.ELEMENTWISE, R.PRELU):
-        params.append(P("bias", P.KEYWORD_ONLY, default=None))
-    return params
+    return params + _keyword_tail(act)
 
 
 def describe(params):

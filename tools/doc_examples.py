@@ -59,13 +59,18 @@ def _elementwise(act, npb):
             _round(d, npb[act.name + "_backward"](np.ones(5), X5)))
 
 
+def _sample(act, name):
+    return next(p.sample for p in act.params if p.name == name)
+
+
 def _prelu(act, npb):
     f, fprime = ref.REFERENCE["leaky_relu"]
-    p = {"negative_slope": 0.25}
-    gi, gw = npb["prelu_backward"](np.ones(5), X5, 0.25)
+    weight = _sample(act, "weight")
+    p = {"negative_slope": weight}
+    gi, gw = npb["prelu_backward"](np.ones(5), X5, weight)
     # grad_weight = sum of grad_output*x over x <= 0 (here -inf - 1.5 + 0)
     weight_grad = _round([sum(ref.mpf(v) for v in X5 if v <= 0)], np.atleast_1d(gw))
-    return (_round([f(ref.mpf(v), p) for v in X5], npb["prelu"](X5, 0.25)),
+    return (_round([f(ref.mpf(v), p) for v in X5], npb["prelu"](X5, weight)),
             (_round([fprime(ref.mpf(v), p) for v in X5], gi), weight_grad.reshape(())))
 
 
@@ -84,7 +89,7 @@ def _softmax(act, npb):
 
 
 def _maxout(act, npb):
-    pairs = X4.reshape(-1, 2)
+    pairs = X4.reshape(-1, _sample(act, "pieces"))
     y = pairs.max(axis=1)
     first = pairs.argmax(axis=1)
     d = np.zeros_like(pairs)

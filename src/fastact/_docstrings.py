@@ -13,13 +13,16 @@ from . import _registry as R
 _X = "np.array([-np.inf, -1.5, 0.0, 1.5, np.inf])"
 _X4 = "np.array([-np.inf, -1.5, 0.0, 1.5])"
 
-#: (input line, forward call, backward call) per kind; ``{name}`` is the function.
+#: (input line, forward call, backward call) per kind; ``{name}`` is the
+#: function, ``{weight}`` and ``{pieces}`` the registry's ``Param.sample`` values.
 EXAMPLE_CALLS = {
     R.ELEMENTWISE: (f"x = {_X}", "fa.{name}(x)", "fa.{name}_backward(np.ones(5), x)"),
-    R.PRELU: (f"x = {_X}", "fa.{name}(x, 0.25)", "fa.{name}_backward(np.ones(5), x, 0.25)"),
+    R.PRELU: (f"x = {_X}", "fa.{name}(x, {weight})",
+              "fa.{name}_backward(np.ones(5), x, {weight})"),
     R.SOFTMAX: (f"x = {_X4}", "y = fa.{name}(x); y",
                 "fa.{name}_backward(np.array([1.0, 0.0, 0.0, 1.0]), y)"),
-    R.MAXOUT: (f"x = {_X4}", "fa.{name}(x, 2)", "fa.{name}_backward(np.ones(2), x, 2)"),
+    R.MAXOUT: (f"x = {_X4}", "fa.{name}(x, {pieces})",
+               "fa.{name}_backward(np.ones(4 // {pieces}), x, {pieces})"),
 }
 
 _TYPES = {"float": "float", "int": "int", "bool": "bool", "axis": "int",
@@ -61,13 +64,19 @@ def _accuracy(act):
                if act.grad_roots else "") + ".")
 
 
+def example_calls(act):
+    """(input line, forward call, backward call) of ``act``'s docstring example."""
+    fields = {p.name: p.sample for p in act.params if p.sample is not None}
+    return tuple(text.format(name=act.name, **fields) for text in EXAMPLE_CALLS[act.kind])
+
+
 def _examples(act, backward):
-    setup, fwd, bwd = EXAMPLE_CALLS[act.kind]
+    setup, fwd, bwd = example_calls(act)
     shown = act.examples[1 if backward else 0] if act.examples else "<missing>"
     lines = [">>> import numpy as np", ">>> import fastact as fa", f">>> {setup}"]
     if backward and act.kind == R.SOFTMAX:
-        lines.append(">>> " + fwd.format(name=act.name).split(";")[0])
-    lines.append(">>> " + (bwd if backward else fwd).format(name=act.name))
+        lines.append(">>> " + fwd.split(";")[0])
+    lines.append(">>> " + (bwd if backward else fwd))
     lines.append(shown)
     return "\n".join(lines)
 

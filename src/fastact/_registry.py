@@ -116,9 +116,10 @@ class Activation:
     #: Interval where the function is interesting (not saturated), for tests
     #: and benchmarks. Values outside still get tested for saturation.
     domain: Tuple[float, float] = (-20.0, 20.0)
-    #: Roots of f' (where gradient accuracy is absolute, not relative).
+    #: Roots of f' (where gradient accuracy is absolute, not relative);
+    #: defaults to the roots of ``grad_root_series``.
     grad_roots: Tuple[float, ...] = ()
-    #: f' about those roots, for the gradient's accuracy near them.
+    #: f' about its roots, for the gradient's accuracy near them.
     grad_root_series: Tuple[RootSeries, ...] = ()
     #: Output shown in the docstring's Examples: (forward, backward), as NumPy
     #: prints it, for the calls in ``_docstrings.EXAMPLE_CALLS``; the values
@@ -132,6 +133,11 @@ class Activation:
     peers: Tuple[str, ...] = ("", "", "")
     #: Checks across parameters: (predicate over the dict of values, message).
     constraints: Tuple[Tuple[Callable[[dict], bool], str], ...] = ()
+
+    def __post_init__(self):
+        if not self.grad_roots and self.grad_root_series:
+            object.__setattr__(self, "grad_roots",
+                               tuple(series.hi for series in self.grad_root_series))
 
     @property
     def has_native_op(self) -> bool:
@@ -175,6 +181,16 @@ _SILU_ROOT = RootSeries(-1.2784645427610737, -1.0946994183093437e-16, (
         -3.051244750055421e-08, -9.266646309267441e-08, -1.8877622907727957e-08,
         4.619379769031606e-09, 2.9177603026903803e-09, 2.3648315053103244e-10,
         -2.251366201881081e-10))
+
+#: What silu and swish (at its default beta = 1, where the two are
+#: bit-identical) share: values, roots, domain, docstring example output.
+_SWISH_AT_BETA_1 = dict(
+    specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0), Special(0.0, 0.0, 0.5)),
+    domain=(-100.0, 40.0),
+    grad_root_series=(_SILU_ROOT,),
+    examples=('array([-0.        , -0.27363829,  0.        ,  1.22636171,         inf])',
+              'array([ 0.        , -0.04129415,  0.5       ,  1.04129415,  1.        ])'),
+)
 
 #: SELU's fixed constants (Klambauer et al. 2017), as in CONTRACT.md.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -433,30 +449,18 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         "silu", ELEMENTWISE,
         "Sigmoid-weighted linear unit (swish with beta = 1).",
         "x*sigmoid(x)",
-        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
-                  Special(0.0, 0.0, 0.5)),
-        domain=(-100.0, 40.0),
-        grad_roots=(-1.2784645427610737,),
-        grad_root_series=(_SILU_ROOT,),
+        **_SWISH_AT_BETA_1,
         peers=('x / (1 + np.exp(-x))',
                'F.silu(x)'),
-        examples=('array([-0.        , -0.27363829,  0.        ,  1.22636171,         inf])',
-                  'array([ 0.        , -0.04129415,  0.5       ,  1.04129415,  1.        ])'),
     ),
     Activation(
         "swish", ELEMENTWISE,
         "Swish: x times the sigmoid of beta*x.",
         "x*sigmoid(beta*x); swish(x) equals silu(x)",
         params=(Param("beta", 1.0, "Sharpness.", check=_finite, expect="a finite number"),),
-        specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
-                  Special(0.0, 0.0, 0.5)),
-        domain=(-100.0, 40.0),
-        grad_roots=(-1.2784645427610737,),
-        grad_root_series=(_SILU_ROOT,),
+        **_SWISH_AT_BETA_1,
         peers=('x / (1 + np.exp(-beta * x))',
                'x * torch.sigmoid(beta * x)'),
-        examples=('array([-0.        , -0.27363829,  0.        ,  1.22636171,         inf])',
-                  'array([ 0.        , -0.04129415,  0.5       ,  1.04129415,  1.        ])'),
     ),
     Activation(
         "hardswish", ELEMENTWISE,
@@ -480,7 +484,6 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 0.6)),
         domain=(-100.0, 40.0),
-        grad_roots=(-1.1924312145154952,),
         grad_root_series=(RootSeries(-1.1924312145154952, -4.8484829848031044e-17, (
         0.2669479140495345, 0.20473126408010586, 0.04190782104360987, -0.020271822716684245,
         -0.01582112656173338, -0.0033606849270232685, 0.0010924055409445854,
@@ -507,7 +510,6 @@ ACTIVATIONS: Tuple[Activation, ...] = (
                   Special(-INF, 0.0, 0.0, params=(("approximate", "tanh"),)),
                   Special(INF, INF, 1.0, params=(("approximate", "tanh"),))),
         domain=(-40.0, 10.0),
-        grad_roots=(-0.7517915246935645, -0.7524614220710163),
         grad_root_series=(
             RootSeries(-0.7517915246935645, 1.4956759177009883e-17, (
         0.4314939923140469, 0.388284982990552, -0.018199676398671087, -0.1140082332972217,
