@@ -129,6 +129,14 @@ def _destination(out, ct, shape, inputs):
     return np.empty(shape, ct), inputs
 
 
+def _apart(a, dest):
+    """``a`` (a bias or prelu's weight), copied if the backend's destination may
+    overlap it: the result is then as if it had been copied first (NumPy's rule)."""
+    if a is not None and np.may_share_memory(a, dest):
+        return a.copy()
+    return a
+
+
 def _finish(dest, out, rt):
     if out is None:
         if dest.dtype != rt:
@@ -371,7 +379,7 @@ class _ElementwiseDriver(_Driver):
         out = _check_out(fname, out, x.shape, rt)
         dest, (xa,) = _destination(out, ct, x.shape, (_prepared(x, ct),))
         if xa.size:
-            self.backend.forward(self.act, xa, dest, b, p)
+            self.backend.forward(self.act, xa, dest, _apart(b, dest), p)
         return _finish(dest, out, rt)
 
     def backward(self, g, x, values, y, out, bias):
@@ -394,7 +402,7 @@ class _ElementwiseDriver(_Driver):
         dest, (ga, sa) = _destination(out, ct, src.shape, (_prepared(g, ct), _prepared(src, ct)))
         if sa.size:
             if y is None:
-                self.backend.backward(self.act, ga, sa, dest, b, p)
+                self.backend.backward(self.act, ga, sa, dest, _apart(b, dest), p)
             else:
                 self.backend.backward_y(self.act, ga, sa, dest, p)
         return _finish(dest, out, rt)
@@ -429,7 +437,7 @@ class _PreluDriver(_Driver):
         out = _check_out(fname, out, x.shape, rt)
         dest, (xa,) = _destination(out, ct, x.shape, (_prepared(x, ct),))
         if xa.size:
-            self.backend.prelu(xa, w, dest, b, dims, {})
+            self.backend.prelu(xa, _apart(w, dest), dest, _apart(b, dest), dims, {})
         return _finish(dest, out, rt)
 
     def backward(self, g, x, weight, axis, out, bias):
@@ -444,7 +452,8 @@ class _PreluDriver(_Driver):
         dest, (ga, xa) = _destination(out, ct, x.shape, (_prepared(g, ct), _prepared(x, ct)))
         gw = np.zeros(w.shape, ct)
         if xa.size:
-            self.backend.prelu_backward(ga, xa, w, dest, gw, b, dims, {})
+            self.backend.prelu_backward(ga, xa, _apart(w, dest), dest, gw, _apart(b, dest),
+                                        dims, {})
         gw = (gw if gw.dtype == rt else _cast(gw, rt)).reshape(np.shape(weight))
         return _finish(dest, out, rt), gw
 

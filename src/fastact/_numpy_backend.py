@@ -1957,7 +1957,8 @@ def _k_tanh_grad(out, g, x, p, f32):
         np.divide(g, d, out=out)
         out /= d
         return
-    # 4g*e/(1 + e)**2, e = exp(-2|x|), 1 + e corrected to first order
+    # 4g*e/(1 + e)**2, e = exp(-2|x|), 1 + e corrected to first order; the
+    # exact factor 4 last, so that a huge g does not overflow on the way
     e, d, dl = _rows(3, x.size)
     np.abs(x, out=e)
     e *= -2.0
@@ -1966,9 +1967,9 @@ def _k_tanh_grad(out, g, x, p, f32):
     np.subtract(d, 1.0, out=dl)
     np.subtract(e, dl, out=dl)
     np.multiply(e, g, out=out)
+    out /= d
+    out /= d
     out *= 4.0
-    out /= d
-    out /= d
     np.divide(dl, d, out=dl)
     dl *= out
     dl += dl

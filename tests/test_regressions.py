@@ -1,0 +1,97 @@
+"""Defects found by the boundary fuzzer (tests/fuzz_boundary.py), one test each.
+
+A defect in the native kernels, which this test suite cannot fix, is marked
+``xfail(strict=True)``: the test fails the suite as soon as the kernel is
+fixed, so that the marker is removed and the test guards the fix.
+"""
+
+import numpy as np
+import pytest
+
+import calls
+from calls import assert_same
+from conftest import ACTIVATIONS, BACKEND_NAMES, default_kwargs, functions_for, ids
+from fastact import _registry as R
+
+WITH_BIAS = tuple(a for a in ACTIVATIONS if calls.has_bias(a))
+PRELUS = tuple(a for a in ACTIVATIONS if a.kind == R.PRELU)
+
+
+def _kwargs(act, **overrides):
+    kw = default_kwargs(act, **overrides)
+    if act.kind == R.PRELU:
+        kw["weight"] = np.array([0.25, -1.5, 2.0])[:overrides.get("channels", 3)]
+        kw.pop("channels", None)
+    return kw
+
+
+@pytest.mark.parametrize("direction", calls.DIRECTIONS)
+@pytest.mark.parametrize("act", WITH_BIAS, ids=ids(WITH_BIAS))
+def test_out_overlapping_the_bias_is_as_if_copied(fa, act, direction, dtype):
+    """fuzz_boundary: ``out`` whose last row is the bias gave rows computed with the
+    bias already overwritten (the driver copied only x and grad_output apart from
+    out). CONTRACT.md section 2: as if the inputs had been copied first."""
+    rng = np.random.default_rng(3)
+    x = calls.values(rng, (6, 3), dtype)
+    g = calls.values(rng, (6, 3), dtype)
+    kw = _kwargs(act)
+    inputs = (x,) if direction == "forward" else (g, x)
+    for row in (0, -1):
+        out = calls.values(rng, (6, 3), dtype)
+        bias = out[row]  # C-contiguous, the compute dtype: the kernels write out directly
+        expected = calls.call(fa, act, direction, inputs, bias=bias.copy(), **kw)
+        got = calls.call(fa, act, direction, inputs, bias=bias, out=out, **kw)
+        assert got is out
+        assert_same(got, expected, f"{act.name} {direction}, bias = out[{row}]")
+
+
+@pytest.mark.parametrize("act", PRELUS, ids=ids(PRELUS))
+def test_out_overlapping_the_prelu_weight_is_as_if_copied(fa, act, dtype):
+    """The same for prelu's weight: a slice of ``out`` along the channel axis."""
+    rng = np.random.default_rng(4)
+    x = calls.values(rng, (2, 3, 4), dtype, -3, 3)
+    g = calls.values(rng, (2, 3, 4), dtype)
+    for direction, inputs in (("forward", (x,)), ("backward", (g, x))):
+        for strided in (True, False):
+            out = calls.values(rng, (2, 3, 4), dtype)
+            # a strided slice along the channel axis, or C-contiguous (used in place
+            # by the kernels unless the driver copies it)
+            w = out[0, :, 0] if strided else out.reshape(-1)[:3]
+            w[...] = np.array([0.25, -1.5, 2.0], dtype)
+            expected = calls.call(fa, act, direction, inputs, weight=w.copy(), axis=1)
+            got = calls.call(fa, act, direction, inputs, weight=w, axis=1, out=out)
+            assert got is out
+            assert_same(got, expected, f"{act.name} {direction}, weight inside out")
+
+
+def test_numpy_backend_tanh_backward_huge_grad_output():
+    """fuzz_boundary: the NumPy backend's tanh_backward(1.16e308, 0.125) overflowed to
+    inf (4*g computed first); the true result, 1.14e308, is finite (CONTRACT.md
+    section 3: large finite inputs never overflow where the result is finite)."""
+    for name in BACKEND_NAMES:
+        fa = functions_for(name)
+        g = np.array([1.156231086616979e308, 1.6e308, -1.6e308])
+        x = np.array([0.125, -0.3, 0.125])
+        got = fa.tanh_backward(g, x)
+        expected = g * (1 - np.tanh(x) ** 2)  # relative error ~1e-16 here
+        assert np.isfinite(got).all(), (name, got)
+        np.testing.assert_allclose(got, expected, rtol=1e-14)
+
+
+NATIVE_SWISH_DEFECT = pytest.mark.xfail(
+    strict=True, reason="native swish(+-inf, beta=0) is NaN (fa_math.h swish_fwd/swish_bwd)")
+
+
+@pytest.mark.parametrize("beta", [0.0, -0.0])
+@pytest.mark.parametrize("backend", [pytest.param(n, marks=NATIVE_SWISH_DEFECT)
+                                     if n == "native" else n for n in BACKEND_NAMES])
+def test_swish_beta_zero_at_infinity(backend, beta, dtype):
+    """fuzz_boundary: with beta = 0, swish(x) = x/2 for every x, so swish(+-inf) =
+    +-inf and swish'(+-inf) = 1/2 (CONTRACT.md section 3: the mathematical limit).
+    The native kernels form beta*x = 0*inf = NaN and return NaN.
+    Native defect: src/fastact/kernels/fa_math.h, swish_fwd / swish_bwd."""
+    fa = functions_for(backend)
+    x = np.array([np.inf, -np.inf, 2.0], dtype)
+    assert_same(fa.swish(x, beta), np.array([np.inf, -np.inf, 1.0], dtype), "swish")
+    assert_same(fa.swish_backward(np.ones(3, dtype), x, beta), np.full(3, 0.5, dtype),
+                "swish_backward")
