@@ -25,12 +25,26 @@ nanoseconds per element of ``x``:
     views of the same buffers, with ``torch.set_num_threads(threads)``.
     Backward: ``torch.autograd.grad`` through the graph of one forward call, so
     only the backward nodes are timed.
+``numexpr``
+    The registry's NumPy expression translated for ``numexpr.evaluate`` (see
+    :func:`numexpr_expression`: ``np.`` dropped, ``np.clip`` spelled with
+    ``minimum``/``maximum``, constants and parameters passed as scalars of
+    ``x``'s dtype so float32 stays float32), writing into ``out=``, on
+    ``threads`` numexpr threads.  Activations whose formula uses something
+    numexpr lacks (``erf``, ``logaddexp``, reductions) have no numexpr entry.
 ``fallback``
     fastact's own NumPy backend, called like ``fastact``.
 
-``copy`` rows time ``np.copyto`` (and ``Tensor.copy_``) of a buffer of the
-same size and dtype: the memory-bound floor of any element-wise function.
-numexpr is not a peer: its expressions would have to be written by hand.
+Reference rows (op ``copy`` and ``add``, fastact column empty) are the memory
+limit that issue 3's targets are measured against, on buffers of the same
+size and dtype: ``copy`` (forward reference) is a streaming copy x -> y,
+``add`` (backward reference, timed when gradients are) is a + b -> c.  Their
+``numpy`` column is the faster of one ``np.copyto``/``np.add(out=)`` call and
+the same call on ``threads`` contiguous slices run by ``threads`` Python
+threads at once (NumPy releases the GIL while it copies or adds); their
+``torch`` column is ``Tensor.copy_``/``torch.add(out=)`` on ``threads`` torch
+threads.  :func:`reference` is the fastest of those columns, and
+:func:`targets` compares fastact with it (and with the peers).
 
 Inputs are seeded uniform values in the activation's registry ``domain``;
 softmax, log_softmax and maxout (pieces = the registry's ``sample``) get
@@ -51,6 +65,8 @@ are imported when a run asks for them, and skipped when not installed.
 from __future__ import annotations
 
 import csv
+import ast
+import concurrent.futures
 import functools
 import gc
 import importlib
@@ -75,8 +91,11 @@ ALLOWED_SIZES = (16, 10**3, 10**4, 10**5, 10**6, 10**7)
 DEFAULT_SIZES = (10**3, 10**5, 10**6)
 DIRECTIONS = ("forward", "backward")
 #: Every peer a run can time, in table order; ``fastact`` is always timed.
-PEERS = ("numpy", "scipy", "torch", "fallback")
-DEFAULT_PEERS = ("numpy", "scipy", "torch")
+PEERS = ("numpy", "scipy", "numexpr", "torch", "fallback")
+DEFAULT_PEERS = ("numpy", "scipy", "numexpr", "torch")
+#: Reference rows: op name -> (direction, what it times).
+REFERENCES = {"copy": ("forward", "y = x (np.copyto / Tensor.copy_)"),
+              "add": ("backward", "c = a + b (np.add / torch.add, out=)")}
 #: Axis ops (softmax, log_softmax, maxout) run on rows of this many elements.
 ROW_LENGTH = 1000
 MIN_TIME = 0.02
@@ -87,9 +106,6 @@ SEED = 0
 BUSY_CPUS = 0.25
 RETRIES = 2
 RETRY_PAUSE = 1.0
-
-#: scipy.special's spelling of activations it names differently; any other
-#: activation is looked up in scipy.special under its own name.
 
 #: Kinds of activation that act along an axis and get a 2-D input.
 _AXIS_KINDS = (R.SOFTMAX, R.MAXOUT)
@@ -203,6 +219,54 @@ def _peer_lambda(act: R.Activation, which: int):
     return eval("lambda x: " + expr, ns)  # noqa: S307 - registry text
 
 
+class _NumexprForm(ast.NodeTransformer):
+    """The registry's NumPy expression as numexpr text (see numexpr_expression)."""
+
+    def __init__(self):
+        self.constants = []
+
+    def visit_Attribute(self, node):  # np.exp -> exp
+        if isinstance(node.value, ast.Name) and node.value.id == "np":
+            return ast.Name(node.attr, ast.Load())
+        raise ValueError("attribute access")
+
+    def visit_Call(self, node):
+        node = self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "clip" and len(node.args) == 3:
+            a, lo, hi = node.args  # np.clip(a, lo, hi) = minimum(maximum(a, lo), hi)
+            inner = ast.Call(ast.Name("maximum", ast.Load()), [a, lo], [])
+            return ast.Call(ast.Name("minimum", ast.Load()), [inner, hi], [])
+        return node
+
+    def visit_Constant(self, node):  # literals become scalars of x's dtype
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise ValueError("non-numeric constant")
+        self.constants.append(float(node.value))
+        return ast.Name(f"_c{len(self.constants) - 1}", ast.Load())
+
+
+def numexpr_expression(act: R.Activation):
+    """(numexpr text, {name: float} of its scalars) derived from the registry's
+    NumPy expression, or None where it has none.  Whether numexpr supports
+    every function the text calls is found out by compiling it (_Case.numexpr)."""
+    expr = act.peers[0] if act.peers else ""
+    if not expr:
+        return None
+    form = _NumexprForm()
+    try:
+        tree = form.visit(ast.parse(expr, mode="eval"))
+    except ValueError:
+        return None
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    scalars = {f"_c{i}": v for i, v in enumerate(form.constants)}
+    registry_constants = {k: v for k, v in vars(R).items() if k.isupper() and isinstance(v, float)}
+    for name in names:
+        value = param_values(act).get(name, registry_constants.get(name))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            scalars[name] = float(value)
+    return ast.unparse(tree), scalars
+
+
 class _Case:
     """The buffers of one activation x dtype x size, shared by every library."""
 
@@ -258,6 +322,25 @@ class _Case:
         gt = torch.from_numpy(self.g)
         grad = torch.autograd.grad
         return (lambda: grad(yt, xt, gt, retain_graph=True)), ""
+
+    def numexpr(self, direction):
+        ne = _optional("numexpr")
+        form = numexpr_expression(self.act)
+        if ne is None or form is None or direction != "forward":
+            return None, ""
+        text, scalars = form
+        local = {name: self.dtype.type(v) for name, v in scalars.items()}
+        local["x"] = self.x
+        out = np.empty_like(self.y)
+        try:
+            natural = ne.evaluate(text, local_dict=local).dtype
+        except Exception:  # a function numexpr lacks (erf, logaddexp, ...)
+            return None, ""
+        # numexpr's maximum/minimum exist for float64 only: float32 is then
+        # computed in float64 and cast into out=, which the notes say.
+        note = "" if natural == out.dtype else f"numexpr computes in {natural}"
+        evaluate = ne.evaluate
+        return (lambda: evaluate(text, local_dict=local, out=out, casting="same_kind")), note
 
     def fallback(self, direction):
         return self.fastact(direction, _fallback_functions())
@@ -333,7 +416,7 @@ def _check_choices(what, given, allowed):
 
 def available_peers(peers: Sequence[str] = PEERS) -> tuple:
     """Those of ``peers`` whose library imports here."""
-    need = {"scipy": "scipy.special", "torch": "torch"}
+    need = {"scipy": "scipy.special", "torch": "torch", "numexpr": "numexpr"}
     return tuple(p for p in peers if p not in need or _optional(need[p]) is not None)
 
 
@@ -353,7 +436,7 @@ def run(ops: Optional[Sequence[str]] = None, dtypes: Sequence[str] = DTYPES,
         threads: Optional[int] = None, peers: Sequence[str] = DEFAULT_PEERS,
         progress: Optional[Callable[[int, int, str], None]] = None, *,
         min_time: float = MIN_TIME, samples: int = SAMPLES, seed: int = SEED,
-        retries: int = RETRIES) -> List[dict]:
+        retries: int = RETRIES, directions: Optional[Sequence[str]] = None) -> List[dict]:
     """Time fastact and its peers; one dict per op x direction x dtype x size.
 
     Parameters
@@ -362,6 +445,7 @@ def run(ops: Optional[Sequence[str]] = None, dtypes: Sequence[str] = DTYPES,
     dtypes : "float32" and/or "float64".
     sizes : numbers of elements, from :data:`ALLOWED_SIZES` (``1e5`` is accepted).
     backward : also time the gradients.
+    directions : "forward" and/or "backward"; overrides ``backward``.
     threads : fastact's and PyTorch's thread count (default:
         ``fastact.get_num_threads()``).
     peers : libraries to compare with, from :data:`PEERS`; those not installed
@@ -375,8 +459,9 @@ def run(ops: Optional[Sequence[str]] = None, dtypes: Sequence[str] = DTYPES,
     Each row has ``op``, ``direction``, ``dtype``, ``n``, ``shape``,
     ``threads``, ``backend``, the nanoseconds per element of ``fastact`` and of
     each peer (None where it has no such call), the ratio ``<peer>/fastact``
-    of each peer (> 1: fastact is faster), and ``notes``.  The ``copy`` rows
-    (op ``"copy"``) hold the memory-bound reference under ``numpy`` and
+    of each peer (> 1: fastact is faster), and ``notes``.  The reference rows
+    (op ``"copy"``, and ``"add"`` when gradients are timed; see the module
+    docstring) come first and hold the memory limit under ``numpy`` and
     ``torch``.
     """
     import fastact
@@ -384,8 +469,11 @@ def run(ops: Optional[Sequence[str]] = None, dtypes: Sequence[str] = DTYPES,
     ops = _check_choices("op", op_names() if ops is None else ops, op_names())
     dtypes = _check_choices("dtype", [str(np.dtype(d)) for d in dtypes], DTYPES)
     sizes = _sizes(sizes)
-    peers = list(available_peers(_check_choices("peer", peers, PEERS)))
-    directions = DIRECTIONS if backward else DIRECTIONS[:1]
+    peers = [p for p in available_peers(PEERS) if p in _check_choices("peer", peers, PEERS)]
+    if directions is None:
+        directions = DIRECTIONS if backward else DIRECTIONS[:1]
+    directions = [d for d in DIRECTIONS if d in _check_choices("direction", directions,
+                                                               DIRECTIONS)]
     if threads is not None:  # as fastact will use it: capped by the CPUs available
         with fastact.num_threads(threads):
             threads = fastact.get_num_threads()
@@ -397,20 +485,25 @@ def run(ops: Optional[Sequence[str]] = None, dtypes: Sequence[str] = DTYPES,
 
     torch = _optional("torch") if "torch" in peers else None
     torch_threads = torch.get_num_threads() if torch is not None else None
-    total = len(dtypes) * len(sizes) * (1 + len(ops) * len(directions))
+    ne = _optional("numexpr") if "numexpr" in peers else None
+    ne_threads = ne.get_num_threads() if ne is not None else None
+    references = [op for op, (d, _) in REFERENCES.items() if d in directions]
+    total = len(dtypes) * len(sizes) * (len(references) + len(ops) * len(directions))
     done = 0
     rows = []
     try:
         if torch is not None:
             torch.set_num_threads(threads)
+        if ne is not None:
+            ne.set_num_threads(threads)
         # errstate: the NumPy formulas overflow harmlessly (exp(-x) in sigmoid)
         with fastact.num_threads(threads), np.errstate(all="ignore"):
-            for dtype, n in itertools.product(dtypes, sizes):
+            for op, dtype, n in itertools.product(references, dtypes, sizes):
                 if progress is not None:
-                    progress(done, total, f"copy {dtype} {format_size(n)}")
+                    progress(done, total, f"{op} {dtype} {format_size(n)}")
                 done += 1
-                rows.append(_quiet(retries, _copy_row, dtype, n, threads, backend, peers,
-                                   torch, timing))
+                rows.append(_quiet(retries, _reference_row, op, dtype, n, threads, backend,
+                                   peers, torch, timing))
             for op, direction, dtype, n in itertools.product(ops, directions, dtypes, sizes):
                 if progress is not None:
                     progress(done, total, f"{op} {direction} {dtype} {format_size(n)}")
@@ -421,6 +514,8 @@ def run(ops: Optional[Sequence[str]] = None, dtypes: Sequence[str] = DTYPES,
     finally:
         if torch is not None:
             torch.set_num_threads(torch_threads)
+        if ne is not None:
+            ne.set_num_threads(ne_threads)
     if progress is not None:
         progress(done, total, "done")
     return rows
@@ -437,20 +532,75 @@ def _quiet(retries, measure_row, *args):
     return row
 
 
-def _copy_row(dtype, n, threads, backend, peers, torch, timing):
-    x = np.random.default_rng(SEED).uniform(-1, 1, n).astype(dtype)
-    y = np.empty_like(x)
-    row = _blank_row("copy", "forward", dtype, n, x.shape, threads, backend, peers)
+class _Split:
+    """Run ``f(lo, hi)`` on ``threads`` contiguous slices of [0, n) at once, in
+    persistent Python threads (the caller runs the last slice).  NumPy releases
+    the GIL while it copies or adds, so the slices run in parallel."""
+
+    def __init__(self, threads):
+        self.threads = threads
+        self.pool = concurrent.futures.ThreadPoolExecutor(max(1, threads - 1))
+
+    def __call__(self, f, n):
+        bounds = [n * i // self.threads for i in range(self.threads + 1)]
+        futures = [self.pool.submit(f, bounds[i], bounds[i + 1])
+                   for i in range(self.threads - 1)]
+        f(bounds[-2], bounds[-1])
+        for future in futures:
+            future.result()
+
+    def close(self):
+        self.pool.shutdown()
+
+
+def _reference_row(op, dtype, n, threads, backend, peers, torch, timing):
+    """A reference row (:data:`REFERENCES`): the memory-bound floor of an op."""
+    direction, what = REFERENCES[op]
+    rng = np.random.default_rng(SEED)
+    a = rng.uniform(-1, 1, n).astype(dtype)
+    b = rng.uniform(-1, 1, n).astype(dtype)
+    c = np.empty_like(a)
+    row = _blank_row(op, direction, dtype, n, a.shape, threads, backend, peers)
     others = others_cpu_meter()
+    if op == "copy":
+        def numpy_slice(lo, hi):
+            np.copyto(c[lo:hi], a[lo:hi])
+    else:
+        def numpy_slice(lo, hi):
+            np.add(a[lo:hi], b[lo:hi], out=c[lo:hi])
+    notes = [f"reference: {what}"]
     if "numpy" in row:
-        row["numpy"] = measure(lambda: np.copyto(y, x), **timing) * 1e9 / n
+        one = measure(lambda: numpy_slice(0, n), **timing)
+        if threads > 1:
+            split = _Split(threads)
+            try:
+                many = measure(lambda: split(numpy_slice, n), **timing)
+            finally:
+                split.close()
+        else:
+            many = math.inf
+        row["numpy"] = min(one, many) * 1e9 / n
+        notes.append(f"numpy on {threads if many < one else 1} thread(s)")
     if torch is not None:
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        row["torch"] = measure(lambda: yt.copy_(xt), **timing) * 1e9 / n
-    notes = ["memory-bound reference: np.copyto / Tensor.copy_"]
+        at, bt, ct = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+        if op == "copy":
+            row["torch"] = measure(lambda: ct.copy_(at), **timing) * 1e9 / n
+        else:
+            add = torch.add
+            row["torch"] = measure(lambda: add(at, bt, out=ct), **timing) * 1e9 / n
     _busy(row, others(), notes)
     row["notes"] = "; ".join(notes)
     return row
+
+
+def reference(rows: Sequence[dict], op: str, dtype: str, n: int) -> Optional[float]:
+    """ns per element of the fastest library in the reference row ``op``
+    ("copy" or "add") at ``dtype`` and ``n``; None if the run has no such row."""
+    for r in rows:
+        if r["op"] == op and r["dtype"] == str(dtype) and r["n"] == n:
+            times = [r[p] for p in PEERS if r.get(p) is not None]
+            return min(times) if times else None
+    return None
 
 
 def _row(case, direction, threads, backend, peers, timing):
@@ -479,6 +629,110 @@ def _busy(row, others, notes):
     row["others_cpus"] = others
     if others is not None and others > BUSY_CPUS:
         notes.append(f"machine busy ({others:.1f} CPUs used by other processes)")
+
+
+# ---------------------------------------------------------------------------
+# Issue 3's targets, computed from a run's rows
+
+#: Target 1: at this size, fastact within TARGET_MEMORY_RATIO of the reference.
+TARGET_LARGE_N = 10**7
+TARGET_MEMORY_RATIO = 1.2
+#: Target 2: from this size on, never slower than PyTorch; geometric means.
+TARGET_MIN_N = 10**3
+TARGET_GEOMEAN = {"torch": 2.0, "numpy": 10.0}
+#: Target 3: transcendental ops, float32, cache-resident size, vs the copy.
+TARGET_CACHE_N = 10**5
+TARGET_CACHE_RATIO = 2.5
+_TRANSCENDENTAL = re.compile(r"\b(exp|expm1|log|log1p|logaddexp|tanh|erf)\(")
+
+
+def transcendental_ops() -> tuple:
+    """Element-wise activations whose NumPy formula (registry ``peers[0]``)
+    calls a transcendental function: target 3's ops."""
+    return tuple(a.name for a in R.ACTIVATIONS if a.kind == R.ELEMENTWISE and a.peers
+                 and _TRANSCENDENTAL.search(a.peers[0]))
+
+
+def _cell(r):
+    return f"{r['op']} {_SHORT[r['direction']]} {r['dtype']} {format_size(r['n'])}"
+
+
+def targets(rows: Sequence[dict]) -> List[dict]:
+    """Issue 3's targets checked against ``rows`` (a :func:`run` result).
+
+    One dict per target: ``target`` (its text), ``met`` (True, False, or None
+    when the rows do not measure it), ``cells`` (how many cells it covers),
+    ``failed`` (the cells that miss it, with their ratio) and ``value`` (the
+    geometric mean, for those targets).
+    """
+    measured = [r for r in rows if r["op"] not in REFERENCES and r.get("fastact") is not None]
+    out = []
+
+    def result(text, cells, failed, value=None):
+        out.append({"target": text, "met": (not failed) if cells else None,
+                    "cells": cells, "failed": failed, "value": value})
+
+    cells, failed = 0, []
+    for r in measured:
+        if r["n"] != TARGET_LARGE_N:
+            continue
+        ref_op = "copy" if r["direction"] == "forward" else "add"
+        ref = reference(rows, ref_op, r["dtype"], r["n"])
+        if ref is None:
+            continue
+        cells += 1
+        ratio = r["fastact"] / ref
+        if ratio > TARGET_MEMORY_RATIO:
+            failed.append(f"{_cell(r)}: {ratio:.2f}x {ref_op}")
+    result(f"1. n = {format_size(TARGET_LARGE_N)}: forward <= {TARGET_MEMORY_RATIO}x copy, "
+           f"backward <= {TARGET_MEMORY_RATIO}x add (2-thread references)", cells, failed)
+
+    cells, failed = 0, []
+    for r in measured:
+        if r["n"] >= TARGET_MIN_N and r.get("torch/fastact") is not None:
+            cells += 1
+            if r["torch/fastact"] < 1:
+                failed.append(f"{_cell(r)}: torch {1 / r['torch/fastact']:.2f}x faster")
+    result(f"2a. n >= {format_size(TARGET_MIN_N)}: never slower than torch", cells, failed)
+
+    for peer, goal in TARGET_GEOMEAN.items():
+        ratios = [r[f"{peer}/fastact"] for r in measured
+                  if r["n"] >= TARGET_MIN_N and r.get(f"{peer}/fastact") is not None]
+        mean = math.exp(statistics.fmean(map(math.log, ratios))) if ratios else None
+        result(f"2b. geometric mean of {peer}/fastact over n >= {format_size(TARGET_MIN_N)} "
+               f">= {goal}", len(ratios),
+               [] if mean is None or mean >= goal else [f"geomean {mean:.2f}"], mean)
+
+    cells, failed = 0, []
+    trans = transcendental_ops()
+    for r in measured:
+        if (r["op"] in trans and r["dtype"] == "float32" and r["n"] == TARGET_CACHE_N
+                and r["direction"] == "forward"):
+            ref = reference(rows, "copy", "float32", TARGET_CACHE_N)
+            if ref is None:
+                continue
+            cells += 1
+            ratio = r["fastact"] / ref
+            if ratio > TARGET_CACHE_RATIO:
+                failed.append(f"{_cell(r)}: {ratio:.2f}x copy")
+    result(f"3. n = {format_size(TARGET_CACHE_N)} float32, transcendental forward "
+           f"({', '.join(trans)}) <= {TARGET_CACHE_RATIO}x copy", cells, failed)
+    return out
+
+
+def format_targets(rows: Sequence[dict]) -> str:
+    """:func:`targets` as text, for the closing note of issue 3."""
+    lines = ["Targets (issue 3), from this run:"]
+    for t in targets(rows):
+        status = {True: "MET", False: "NOT MET", None: "not measured"}[t["met"]]
+        value = f", {t['value']:.2f}" if t["value"] is not None else ""
+        lines.append(f"  {t['target']}: {status} ({t['cells']} cells{value})")
+        lines += [f"      {f}" for f in t["failed"]]
+    missing = [t for t in targets(rows) if t["met"] is None]
+    if missing:
+        lines.append("  (not measured: the run lacks the sizes, peers or reference rows "
+                     "those targets need; benchmarks/compare.py --targets times them all)")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -631,7 +885,7 @@ def environment() -> Dict[str, object]:
     """What a result depends on: fastact's configuration, library versions, the CPU."""
     import fastact
     versions = {}
-    for name in ("scipy", "torch"):
+    for name in ("scipy", "numexpr", "torch"):
         module = _optional(name)
         versions[name] = getattr(module, "__version__", None) if module else None
     return {"fastact": fastact.config(), "python": platform.python_version(),
