@@ -6,7 +6,14 @@ Resolution, first match wins:
   3. the environment variable ``FASTACT_NUM_THREADS`` (read at import);
   4. OpenMP's own default, read at each call (so ``OMP_NUM_THREADS`` and
      threadpoolctl's limits apply);
-all capped by the CPUs this process may run on (its affinity mask).
+all capped by the CPUs this process may run on: its affinity mask, and the
+CPU quota of its cgroup (a container's ``--cpus``, Kubernetes' CPU limit:
+cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``, read once at import), so a
+container limited to 2 CPUs on a 64-core host runs 2 threads, not 64.
+
+threadpoolctl: fastact's OpenMP runtime is the libgomp its extension links
+(bundled in the wheel), which ``threadpoolctl.threadpool_info()`` lists;
+``threadpool_limits(n)`` sets OpenMP's thread count, which step 4 reads live.
 
 Arrays smaller than :data:`PARALLEL_MIN_ELEMENTS` run on one thread: below it
 the cost of waking a second thread exceeds the work (measured with
@@ -20,6 +27,7 @@ a fork the child runs every kernel on one thread, entering no OpenMP region.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 
@@ -51,11 +59,77 @@ def _env_threads() -> int | None:
 _env_default = _env_threads()
 
 
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup",
+                     proc_cgroup: str = "/proc/self/cgroup") -> int | None:
+    """CPUs this process's cgroup quota allows (rounded up), or None if unlimited.
+
+    The smallest quota of the process's cgroup and its ancestors: cgroup v2
+    ``cpu.max`` ("<quota> <period>" or "max <period>"), or v1's
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota -1 is unlimited).
+    """
+    try:
+        with open(proc_cgroup) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and controllers == "":  # cgroup v2
+            base, read = root, _read_cpu_max
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            base = next((os.path.join(root, d) for d in (controllers, "cpu", "cpu,cpuacct")
+                         if os.path.isdir(os.path.join(root, d))), None)
+            read = _read_cfs_quota
+            if base is None:
+                continue
+        else:
+            continue
+        folder = os.path.normpath(base + "/" + path.strip("/"))
+        while True:
+            quota = read(folder)
+            if quota is not None:
+                quotas.append(quota)
+            if os.path.normpath(folder) == os.path.normpath(base):
+                break
+            folder = os.path.dirname(folder)
+    return max(1, math.ceil(min(quotas))) if quotas else None
+
+
+def _read_cpu_max(folder):
+    try:
+        with open(os.path.join(folder, "cpu.max")) as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _read_cfs_quota(folder):
+    try:
+        with open(os.path.join(folder, "cpu.cfs_quota_us")) as f:
+            quota = int(f.read())
+        with open(os.path.join(folder, "cpu.cfs_period_us")) as f:
+            period = int(f.read())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+_cgroup_quota = cgroup_cpu_quota()
+
+
 def _cpu_limit() -> int:
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        n = os.cpu_count() or 1
+    if _cgroup_quota is not None:
+        n = min(n, _cgroup_quota)
+    return max(1, n)
 
 
 def _check_count(n) -> int:
