@@ -1,5 +1,5 @@
-"""The README stays true: its function table is the registry's, and its
-example runs."""
+"""The docs stay true: the README's tables are the registry's, its example
+runs, and the type stub is the registry's and covers every public name."""
 
 import os
 import re
@@ -50,3 +50,28 @@ def test_readme_test_command_is_what_ci_runs():
     assert section and "pytest" in section.group(1)
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         assert "test-command" in f.read()
+
+
+def test_type_stub_is_generated_from_the_registry():
+    tool = runpy.run_path(os.path.join(ROOT, "tools", "stubs.py"))
+    with open(tool["STUB"]) as f:
+        assert tool["render"]() == f.read(), \
+            "src/fastact/__init__.pyi is out of date: run python tools/stubs.py"
+
+
+def test_type_stub_covers_every_public_name():
+    import ast
+    import inspect
+
+    import fastact
+    with open(os.path.join(ROOT, "src", "fastact", "__init__.pyi")) as f:
+        tree = ast.parse(f.read())
+    defined = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    defined.update({node.target.id: node for node in tree.body
+                    if isinstance(node, ast.AnnAssign)})
+    assert set(fastact.__all__) <= set(defined), set(fastact.__all__) - set(defined)
+    for name in fastact._FUNCTIONS:  # the stub's parameters are the function's
+        stub = defined[name].args
+        names = [a.arg for a in stub.args + stub.kwonlyargs]
+        assert names == list(inspect.signature(getattr(fastact, name)).parameters), name
+    assert os.path.exists(os.path.join(ROOT, "src", "fastact", "py.typed"))
