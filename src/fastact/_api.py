@@ -27,6 +27,8 @@ import math
 import numbers
 import operator
 import os
+import re
+import sys
 import warnings
 
 import numpy as np
@@ -567,8 +569,24 @@ def _signatures(act):
     raise AssertionError(act.kind)
 
 
+#: Arguments that may hold arrays; a Dask array in any of them sends the call
+#: to ``_dask`` (checked only once dask.array has been imported).
+_ARRAY_ARGUMENTS = ("grad_output", "x", "y", "weight", "bias")
+
+
+def _route_dask(source, name):
+    """``source`` with one generic first line: Dask arrays go to ``_dask.call``."""
+    head, body = source.split("\n", 1)
+    arrays = [a for a in _ARRAY_ARGUMENTS if re.search(rf"\b{a}\b", head.split("(", 1)[1])]
+    check = (f"    if 'dask.array' in _modules and _dask.any_dask({', '.join(arrays)}):\n"
+             f"        return _dask.call({name!r}, locals())\n")
+    return head + "\n" + check + body
+
+
 def _make(source, name, driver, doc):
-    namespace = {"_driver": driver}
+    from . import _dask
+    namespace = {"_driver": driver, "_modules": sys.modules, "_dask": _dask}
+    source = _route_dask(source, name)
     exec(compile(source, f"<fastact.{name}>", "exec"), namespace)
     fn = namespace[name]
     fn.__doc__ = doc
