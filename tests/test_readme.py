@@ -28,6 +28,16 @@ def test_function_table_is_generated_from_the_registry():
         "README.md's function table is out of date: run python tools/readme_tables.py"
 
 
+def test_api_reference_is_generated_from_the_registry():
+    tool = runpy.run_path(os.path.join(ROOT, "tools", "readme_tables.py"))
+    text = _readme()
+    assert tool["render_all"](text) == text, \
+        "README.md's API reference is out of date: run python tools/readme_tables.py"
+    import fastact
+    for name in fastact._FUNCTIONS:  # every public function has its row
+        assert f"| `{name}(" in text, name
+
+
 def test_every_activation_is_in_the_readme():
     import fastact
     text = _readme()

@@ -1,10 +1,13 @@
-"""Regenerate the README's function table from the registry.
+"""Regenerate the README's tables that come from the registry.
 
     python tools/readme_tables.py          # rewrite README.md in place
     python tools/readme_tables.py --check  # exit 1 if README.md is out of date
 
-The table sits between the markers ``<!-- functions -->`` and
-``<!-- /functions -->``; tests/test_readme.py runs the check.
+The function table sits between ``<!-- functions -->`` and
+``<!-- /functions -->``, the API reference (every public function's exact
+signature, as ``fastact._api`` generates it, and its parameters' documentation)
+between ``<!-- api -->`` and ``<!-- /api -->``; tests/test_readme.py runs the
+check.
 """
 
 import argparse
@@ -17,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 REGISTRY = os.path.join(ROOT, "src", "fastact", "_registry.py")
 START, END = "<!-- functions -->", "<!-- /functions -->"
+API_START, API_END = "<!-- api -->", "<!-- /api -->"
 
 
 def _signature(act, R):
@@ -42,11 +46,52 @@ def function_table(registry_path=REGISTRY):
     return "\n".join(rows)
 
 
-def render(text, table):
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+def _cell(text):
+    return " ".join(text.split()).replace("``", "`").replace("|", "\\|")
+
+
+def api_table():
+    """Every public function: its signature (parsed from the source ``_api``
+    generates, so it cannot drift), what it returns, its parameters."""
+    import ast
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    try:
+        from fastact import _api
+        from fastact import _registry as R
+    finally:
+        sys.path.pop(0)
+    rows = ["| function | returns | parameters after the arrays |", "|---|---|---|"]
+    for act in R.ACTIVATIONS:
+        params = "; ".join(
+            f"`{p.name}`: {_cell(p.doc)}" + (f" ({_cell(p.expect)})" if p.expect else "")
+            for p in act.params) or "-"
+        for source in _api._signatures(act):
+            head = source.split("\n", 1)[0]
+            func = ast.parse(head + "\n    pass").body[0]
+            signature = head[len("def "):-1]
+            backward = func.name.endswith("_backward")
+            if not backward:
+                returns = "y" + (", with x.shape[axis] // pieces along axis"
+                                 if act.kind == R.MAXOUT else "")
+            elif act.kind == R.PRELU:
+                returns = "(dL/dx, dL/dweight)"
+            else:
+                returns = "dL/dx"
+            rows.append(f"| `{_cell(signature)}` | {returns} | {params} |")
+    return "\n".join(rows)
+
+
+def render(text, table, start=START, end=END):
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no {START} ... {END} section")
-    return pattern.sub(lambda m: f"{START}\n{table}\n{END}", text)
+        raise SystemExit(f"README.md has no {start} ... {end} section")
+    return pattern.sub(lambda m: f"{start}\n{table}\n{end}", text)
+
+
+def render_all(text):
+    """README text with every generated table brought up to date."""
+    text = render(text, function_table())
+    return render(text, api_table(), API_START, API_END)
 
 
 def main(argv=None):
@@ -55,10 +100,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with open(README) as f:
         text = f.read()
-    new = render(text, function_table())
+    new = render_all(text)
     if args.check:
         if new != text:
-            print("README.md's function table is out of date: run python tools/readme_tables.py")
+            print("README.md's generated tables are out of date: run python tools/readme_tables.py")
             return 1
         return 0
     with open(README, "w") as f:
