@@ -419,3 +419,16 @@ def test_fork_after_parallel_kernels(backend):
     except subprocess.TimeoutExpired:
         pytest.fail("a process forked after multi-threaded kernels hung")
     assert out.endswith("fork ok")
+
+
+# ---------------------------------------------------------------------------
+# The soak (tests/soak_threads.py), short
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_sixteen_threads_soak_short(backend):
+    """16 Python threads on random functions, another flipping set_num_threads: every
+    result bit-identical to serial, no deadlock (the long run: soak_threads.py)."""
+    import soak_threads
+    r = soak_threads.soak(seconds=1.0, n_threads=16, backend=backend)
+    assert r["calls"] >= 16 and r["min_calls_per_thread"] >= 1
+    assert r["set_num_threads_flips"] >= 1
