@@ -78,18 +78,13 @@ def test_numpy_backend_tanh_backward_huge_grad_output():
         np.testing.assert_allclose(got, expected, rtol=1e-14)
 
 
-NATIVE_SWISH_DEFECT = pytest.mark.xfail(
-    strict=True, reason="native swish(+-inf, beta=0) is NaN (fa_math.h swish_fwd/swish_bwd)")
-
-
 @pytest.mark.parametrize("beta", [0.0, -0.0])
-@pytest.mark.parametrize("backend", [pytest.param(n, marks=NATIVE_SWISH_DEFECT)
-                                     if n == "native" else n for n in BACKEND_NAMES])
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_swish_beta_zero_at_infinity(backend, beta, dtype):
     """fuzz_boundary: with beta = 0, swish(x) = x/2 for every x, so swish(+-inf) =
     +-inf and swish'(+-inf) = 1/2 (CONTRACT.md section 3: the mathematical limit).
-    The native kernels form beta*x = 0*inf = NaN and return NaN.
-    Native defect: src/fastact/kernels/fa_math.h, swish_fwd / swish_bwd."""
+    The native kernels formed beta*x = 0*inf = NaN and returned NaN (fixed in
+    fa_math.h's mul_dd: a zero factor gives the limit 0)."""
     fa = functions_for(backend)
     x = np.array([np.inf, -np.inf, 2.0], dtype)
     assert_same(fa.swish(x, beta), np.array([np.inf, -np.inf, 1.0], dtype), "swish")

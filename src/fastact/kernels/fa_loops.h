@@ -22,8 +22,9 @@
 #define FA_FWD_LOOP(name, code)                                               \
     static void FA(name##_fwd_loop)(const T *x, T *y, int64_t start,          \
                                     int64_t stop, const T *bias,              \
-                                    int64_t ncols, const fa_params *P)        \
+                                    int64_t ncols, const fa_params *Pin)      \
     {                                                                         \
+        const fa_params Pl = *Pin, *P = &Pl; /* no aliasing with y */         \
         if (!bias) {                                                          \
             for (int64_t i = start; i < stop; i++)                            \
                 y[i] = FA(name##_fwd)(x[i], P, i);                            \
@@ -39,8 +40,9 @@ FA_ELEMENTWISE_OPS(FA_FWD_LOOP)
     static void FA(name##_bwd_loop)(const T *g, const T *x, T *gi,            \
                                     int64_t start, int64_t stop,              \
                                     const T *bias, int64_t ncols,             \
-                                    const fa_params *P)                       \
+                                    const fa_params *Pin)                     \
     {                                                                         \
+        const fa_params Pl = *Pin, *P = &Pl;                                  \
         if (!bias) {                                                          \
             for (int64_t i = start; i < stop; i++)                            \
                 gi[i] = FA(name##_bwd)(g[i], x[i], P, i);                     \
@@ -112,6 +114,17 @@ static void FA(backward_y)(int op, const T *g, const T *y, T *gi, int64_t start,
  * with the summation order along L unchanged. */
 #define FA_TILE 64
 
+/* exp(v - m) with v - m as a double-double (exact in double for float). */
+static inline W FA(exp_diff)(T v, T m)
+{
+#if FA_PRECISE
+    W dl, d = fa_two_sum((W)v, -(W)m, &dl);
+    return FA(exp_dd)(d, dl);
+#else
+    return FA(exp_w)((W)v - (W)m);
+#endif
+}
+
 static inline T FA(max_nan)(T m, T v)
 {
     return (m == m && (v > m || v != v)) ? v : m;
@@ -121,37 +134,62 @@ static void FA(softmax)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
                         int64_t L, int64_t inner)
 {
     T m[FA_TILE];
-    W s[FA_TILE], ties[FA_TILE];
+    W s[FA_TILE], c[FA_TILE], ties[FA_TILE];
     for (int64_t o = o0; o < o1; o++) {
         for (int64_t j0 = 0; j0 < inner; j0 += FA_TILE) {
             int64_t nj = inner - j0 < FA_TILE ? inner - j0 : FA_TILE;
             const T *xs = x + o * L * inner + j0;
             T *ys = y + o * L * inner + j0;
-            for (int64_t j = 0; j < nj; j++) { m[j] = -INFINITY; s[j] = 0; ties[j] = 0; }
+            for (int64_t j = 0; j < nj; j++) { m[j] = -INFINITY; s[j] = 0; c[j] = 0; ties[j] = 0; }
             for (int64_t l = 0; l < L; l++)
                 for (int64_t j = 0; j < nj; j++)
                     m[j] = FA(max_nan)(m[j], xs[l * inner + j]);
             for (int64_t l = 0; l < L; l++)
                 for (int64_t j = 0; j < nj; j++) {
                     T v = xs[l * inner + j];
-                    if (v < m[j])
-                        s[j] += exp((W)v - (W)m[j]);
-                    else
-                        ties[j] += 1;
+                    W e = v < m[j] ? FA(exp_diff)(v, m[j]) : 0;
+#if FA_PRECISE
+                    /* compensated (2Sum): the sum is as if in double-double */
+                    W err;
+                    s[j] = fa_two_sum(s[j], e, &err);
+                    c[j] += err;
+#else
+                    s[j] += e;
+#endif
+                    ties[j] += v < m[j] ? 0 : 1;
                 }
-            for (int64_t j = 0; j < nj; j++)
-                s[j] = (s[j] + (ties[j] - 1)) + ((W)m[j] - (W)m[j]);
+            /* s + c = the sum of the terms other than one maximal element
+             * (ties - 1 is exact and added to the high part first). */
+            for (int64_t j = 0; j < nj; j++) {
+                W err, hi = fa_two_sum(ties[j] - 1, s[j], &err);
+                s[j] = hi + ((W)m[j] - (W)m[j]);
+                c[j] += err;
+            }
             if (log_form) {
-                for (int64_t j = 0; j < nj; j++) s[j] = log1p(s[j]);
+                /* log1p(s + c) = log1p(s) + c/(1 + s); then (x - m) - l
+                 * with x - m and the subtraction as double-doubles. */
+                for (int64_t j = 0; j < nj; j++) {
+                    W l = FA(log1p_w)(s[j]);
+                    s[j] = l;
+                    c[j] = c[j] / FA(exp_w)(l); /* d log(1+s)/ds = 1/(1+s) = exp(-l) */
+                }
                 for (int64_t l = 0; l < L; l++)
-                    for (int64_t j = 0; j < nj; j++)
-                        ys[l * inner + j] = (T)(((W)xs[l * inner + j] - (W)m[j]) - s[j]);
+                    for (int64_t j = 0; j < nj; j++) {
+                        W dl, d = fa_two_sum((W)xs[l * inner + j], -(W)m[j], &dl);
+                        W rl, r = fa_two_sum(d, -s[j], &rl);
+                        /* x = -inf: the low parts are NaN, the result -inf */
+                        ys[l * inner + j] = (T)(fabs(r) <= DBL_MAX ? r + ((rl + dl) - c[j]) : r);
+                    }
             } else {
-                for (int64_t j = 0; j < nj; j++) s[j] = 1 + s[j];
+                for (int64_t j = 0; j < nj; j++) {
+                    W err, hi = fa_two_sum(1, s[j], &err);
+                    s[j] = hi;
+                    c[j] += err;
+                }
                 for (int64_t l = 0; l < L; l++)
                     for (int64_t j = 0; j < nj; j++)
                         ys[l * inner + j] =
-                            (T)(exp((W)xs[l * inner + j] - (W)m[j]) / s[j]);
+                            (T)FA(div_sum2)(FA(exp_diff)(xs[l * inner + j], m[j]), 0, s[j], c[j]);
             }
         }
     }
@@ -176,7 +214,7 @@ static void FA(softmax_backward)(int log_form, const T *g, const T *y, T *gi,
                 for (int64_t j = 0; j < nj; j++) {
                     int64_t k = base + l * inner + j;
                     W gk = g[k], yk = y[k];
-                    gi[k] = (T)(log_form ? gk - exp(yk) * s[j] : yk * (gk - s[j]));
+                    gi[k] = (T)(log_form ? gk - FA(exp_w)(yk) * s[j] : yk * (gk - s[j]));
                 }
         }
     }
@@ -259,26 +297,39 @@ static void FA(prelu_backward)(const T *g, const T *x, const T *w, T *gi,
 }
 
 /* grad_weight[ch] = sum over (o, j), in that order, of g*z where z <= 0 (z =
- * x + bias), accumulated in W and rounded once: one thread per channel and a
- * fixed order make it bit-identical for every thread count. */
+ * x + bias), accumulated in W (float64: as a double-double, each product
+ * and sum error-free) and rounded once: one thread per channel and a fixed
+ * order make it bit-identical for every thread count. */
+static inline void FA(acc_add)(W *acc, W *lo, T g, T z)
+{
+    if (z > 0) return;
+#if FA_PRECISE
+    W pl, p = fa_two_prod((W)g, (W)z, &pl), e, sum = fa_two_sum(*acc, p, &e);
+    if (fabs(sum) <= DBL_MAX && fabs(p) <= DBL_MAX)
+        *lo += e + pl;
+    else
+        *lo = 0; /* an infinity or NaN: the low part would be NaN */
+    *acc = sum;
+#else
+    (void)lo;
+    *acc += (W)g * (W)z;
+#endif
+}
 static void FA(prelu_weight_grad)(const T *g, const T *x, T *gw, int64_t c0,
                                   int64_t c1, int64_t outer, int64_t C,
                                   int64_t inner, const T *bias, int64_t ncols)
 {
     for (int64_t ch = c0; ch < c1; ch++) {
-        W acc = 0;
+        W acc = 0, lo = 0;
         for (int64_t o = 0; o < outer; o++) {
             int64_t b = (o * C + ch) * inner;
             if (!bias) {
-                for (int64_t i = b; i < b + inner; i++)
-                    acc += x[i] > 0 ? (W)0 : (W)g[i] * (W)x[i];
+                for (int64_t i = b; i < b + inner; i++) FA(acc_add)(&acc, &lo, g[i], x[i]);
             } else {
-                FA_FOR_ROW_SEGMENTS(b, b + inner, ncols, {
-                    T z = x[i] + bias[c];
-                    acc += z > 0 ? (W)0 : (W)g[i] * (W)z;
-                })
+                FA_FOR_ROW_SEGMENTS(b, b + inner, ncols,
+                                    FA(acc_add)(&acc, &lo, g[i], x[i] + bias[c]))
             }
         }
-        gw[ch] = (T)acc;
+        gw[ch] = (T)(acc + lo);
     }
 }

@@ -1,17 +1,22 @@
-/* fa_math.h -- the scalar math of every element-wise activation, written once.
+/* fa_math.h -- the math of every element-wise activation, written once.
  *
  * A template: fa_kernels_impl.h includes it once per (T, W) pair with
  *   T      the storage type (float or double),
- *   W      the working type, at least 11 bits wider (double for float,
- *          x87 long double for double),
+ *   W      the working type, double for both,
+ *   FA_PRECISE  0 for float, 1 for double (see fa_vmath_impl.h),
  *   FA(n)  the name of function n for that pair.
- * <tgmath.h> makes exp/expm1/log1p/tanh/erfc/fabs/copysign pick the W version.
+ * Every function is branch-free in effect (conditionals select between
+ * values that are all computed, and the math kernels of fa_vmath_impl.h are
+ * inline polynomials), so the array loops of fa_loops.h vectorise.
  *
- * Accuracy design: a smooth function is evaluated in W with formulas that
- * have no cancellation, then rounded once to T.  glibc's W functions are
- * within a few W-ULP, so the result is within 0.5 T-ULP plus about 2^-11 T-ULP
- * (the double-rounding margin); the measured figures are in the README's
- * accuracy table (tests/test_accuracy.py checks them against mpmath).
+ * Accuracy design: a smooth function is evaluated with formulas that have
+ * no cancellation.  For float32 the double evaluation has 29 bits to spare,
+ * so the result is within 0.5 T-ULP plus about 2^-10.  For float64 the
+ * formulas keep every argument that an exponential amplifies (beta*x, x/a,
+ * x^2, x - max) as a double-double, and sums in denominators are corrected
+ * (FA(div_sum)), so results stay within about 1.5 ULP; the measured figures
+ * are in the README's accuracy table (tests/test_accuracy.py and
+ * benchmarks/exhaustive_accuracy.py check them against mpmath).
  * The piecewise-linear functions compute in T with parameters rounded to T
  * first, so their results are exactly rounded (bit-exact, CONTRACT.md s.4).
  *
@@ -26,12 +31,30 @@
 
 #define FA_PARAM(k) ((W)P->p[k])
 
-/* g*f'(x) where f'(x) = d.  Where the derivative is exactly 0 the result is 0
- * for every g but NaN (an infinite upstream gradient times a flat region is
- * 0, as in PyTorch's autograd), and NaN in g or d always propagates. */
+#include "fa_vmath_impl.h"
+
+/* Values near underflow.  A result that may be subnormal is carried as
+ * "parts": a mantissa m and two powers of two s1, s2 (from FA(exp_parts)),
+ * and the scales are applied by the last two multiplications, so that the
+ * result is rounded once (an early subnormal intermediate would keep only
+ * its few significant bits).  s1 = s2 = 1 where nothing can underflow. */
+
+/* g*f'(x) where f'(x) = d*s1*s2.  Where the derivative is exactly 0 the
+ * result is 0 for every g but NaN (an infinite upstream gradient times a
+ * flat region is 0, as in PyTorch's autograd), and NaN in g or d always
+ * propagates. */
+static inline T FA(scale_parts)(T g, W d, W s1, W s2)
+{
+    /* Scales >= 1 (a large exponential): f' itself is representable, so
+     * form it first (g*d could underflow); scales < 1: g*(d*s1) cannot
+     * overflow, and s2 rounds the possibly subnormal result. */
+    W full = (d * s1) * s2;
+    W v = s1 >= 1 ? (W)g * full : ((W)g * (d * s1)) * s2;
+    return d == 0 ? (g == g ? (T)0 : g) : (T)v;
+}
 static inline T FA(scale_w)(T g, W d)
 {
-    return d == 0 ? (g == g ? (T)0 : g) : (T)((W)g * d);
+    return FA(scale_parts)(g, d, 1, 1);
 }
 
 /* The same in T, for the exact (piecewise-linear) functions. */
@@ -40,27 +63,77 @@ static inline T FA(scale_t)(T g, T d)
     return d == 0 ? (g == g ? (T)0 : g) : g * d;
 }
 
-/* x*s where s in [0, 1] may underflow to 0 while x is infinite: the limit is
- * then a signed zero, never the NaN of inf*0 (silu(-inf) = 0 etc.). */
+/* x*s where s = m*s1*s2 in [0, 1] may underflow to 0 while x is infinite:
+ * the limit is then a signed zero, never the NaN of inf*0 (silu(-inf) = 0
+ * etc.). */
+static inline W FA(mul_parts)(W x, W m, W s1, W s2)
+{
+    W full = (m * s1) * s2;
+    W v = s1 >= 1 ? x * full : (x * (m * s1)) * s2;
+    return (m == 0 || (full == 0 && isinf(x))) ? copysign((W)0, x) : v;
+}
 static inline W FA(mul_limit)(W x, W s)
 {
-    return s == 0 ? copysign((W)0, x) : x * s;
+    return FA(mul_parts)(x, s, 1, 1);
 }
 
-/* Logistic sigmoid in W without overflow: the exponent is always <= 0. */
+/* z = a*x as a double-double zh + zl (zl = 0 where a*x is exact or T is
+ * float, where double's 29 spare bits make it irrelevant): the argument of
+ * an exponential, which turns an absolute error of z into a relative one. */
+static inline W FA(mul_dd)(W a, W x, W *zl)
+{
+    x = a == 0 ? 0 : x; /* 0*inf: the limit 0 (swish with beta = 0 is x/2) */
+#if FA_PRECISE
+    W z = fa_two_prod(a, x, zl);
+    *zl = fabs(z) <= DBL_MAX ? *zl : 0; /* a*x overflowed: no low part */
+    return z;
+#else
+    *zl = 0;
+    return a * x;
+#endif
+}
+
+/* exp(-|z|) = em*s1*s2 for z = zh + zl; *e gets the value itself. */
+static inline W FA(exp_neg_abs_parts)(W zh, W zl, W *e, W *s1, W *s2)
+{
+    W ah = zh >= 0 ? -zh : zh, al = zh >= 0 ? -zl : zl;
+    W em = FA(exp_parts)(ah, al, s1, s2);
+    *e = (em * *s1) * *s2;
+    return em;
+}
+static inline W FA(exp_neg_abs)(W zh, W zl)
+{
+    W e, s1, s2;
+    FA(exp_neg_abs_parts)(zh, zl, &e, &s1, &s2);
+    return e;
+}
+
+/* Logistic sigmoid of zh + zl without overflow, as parts: e = exp(-|z|) <= 1,
+ * then 1/(1+e) (z >= 0) or e/(1+e). */
+static inline W FA(sigmoid_parts)(W zh, W zl, W *s1, W *s2)
+{
+    W e, em = FA(exp_neg_abs_parts)(zh, zl, &e, s1, s2);
+    *s1 = zh >= 0 ? 1 : *s1;
+    *s2 = zh >= 0 ? 1 : *s2;
+    return FA(div_sum)(zh >= 0 ? (W)1 : em, 1, e);
+}
+static inline W FA(sigmoid_dd)(W zh, W zl)
+{
+    W s1, s2, m = FA(sigmoid_parts)(zh, zl, &s1, &s2);
+    return (m * s1) * s2;
+}
 static inline W FA(sigmoid_w)(W z)
 {
-    if (z >= 0) return 1 / (1 + exp(-z));
-    W e = exp(z);
-    return e / (1 + e);
+    return FA(sigmoid_dd)(z, 0);
 }
 
-/* sigmoid'(z) = e/(1+e)^2 with e = exp(-|z|): accurate in both tails, where
- * s*(1-s) would cancel (sigmoid'(20) in float32 is 2.06e-9, not 0). */
-static inline W FA(sigmoid_grad_w)(W z)
+/* sigmoid'(z) = e/(1+e)^2 with e = exp(-|z|), as parts: accurate in both
+ * tails, where s*(1-s) would cancel (sigmoid'(20) in float32 is 2.06e-9,
+ * not 0). */
+static inline W FA(sigmoid_grad_parts)(W zh, W zl, W *s1, W *s2)
 {
-    W e = exp(-fabs(z));
-    return e / ((1 + e) * (1 + e));
+    W e, em = FA(exp_neg_abs_parts)(zh, zl, &e, s1, s2);
+    return FA(div_sum)(FA(div_sum)(em, 1, e), 1, e);
 }
 
 /* f' about a root r of f' (the registry's RootSeries; tables s = {hi, lo,
@@ -68,20 +141,24 @@ static inline W FA(sigmoid_grad_w)(W z)
  * Near r the formula for f' is a difference of nearly equal terms whose
  * relative error grows as 1/|z - r|; the series has none (<= 2^-53.8
  * relative over the radius, tools/fit_roots.py). */
+#if FA_PRECISE
+#define FA_ROOT_TERMS_USED FA_ROOT_TERMS
+#else
+#define FA_ROOT_TERMS_USED 9 /* truncation below 2^-34 relative over the radius */
+#endif
 static inline W FA(root_series)(const double *s, W t)
 {
-    W acc = (W)s[2 + FA_ROOT_TERMS - 1];
-    for (int k = FA_ROOT_TERMS - 2; k >= 0; k--) acc = acc * t + (W)s[2 + k];
-    return acc * t;
+    return FA_HORNER(s + 2, t, FA_ROOT_TERMS_USED) * t;
 }
 
-/* Whether z is within the series' radius of the root s[0] + s[1]; then *t is
- * z - root, with z - s[0] exact there (Sterbenz). */
-static inline int FA(near_root)(const double *s, W z, W *t)
+/* f'(z) for z = z + zl (a low part) with the series where z is within its
+ * radius of the root s[0] + s[1] (z - s[0] is exact there, by Sterbenz),
+ * d elsewhere.  float32 needs it too: its short polynomials (2^-34) would
+ * be amplified by the cancellation, so it takes a shorter series. */
+static inline W FA(near_root_or)(const double *s, W z, W zl, W d)
 {
-    if (!(fabs(z - (W)s[0]) < FA_ROOT_RADIUS)) return 0;
-    *t = (z - (W)s[0]) - (W)s[1];
-    return 1;
+    W t = ((z - (W)s[0]) + zl) - (W)s[1];
+    return fabs(z - (W)s[0]) < FA_ROOT_RADIUS ? FA(root_series)(s, t) : d;
 }
 
 /* NaN-propagating derivative of a piecewise-linear function: d where x is a
@@ -181,33 +258,59 @@ static inline T FA(rrelu_bwd)(T g, T x, const fa_params *P, int64_t i)
     return FA(leaky_bwd)(g, x, FA(rrelu_slope)(P, i));
 }
 
-/* ---- exponential family: in W ------------------------------------------ */
+/* ---- exponential family ------------------------------------------------ */
 
 static inline T FA(elu_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    return x > 0 ? x : (T)(FA_PARAM(0) * expm1((W)x));
+    return x > 0 ? x : (T)(FA_PARAM(0) * FA(expm1_w)((W)x));
 }
 static inline T FA(elu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    return FA(scale_w)(g, x > 0 ? (W)1 : FA_PARAM(0) * exp((W)x));
+    W s1, s2, m = FA(exp_parts)((W)x, 0, &s1, &s2);
+    return x > 0 ? FA(scale_w)(g, 1) : FA(scale_parts)(g, FA_PARAM(0) * m, s1, s2);
 }
 
-#define FA_SELU_ALPHA ((W)1.6732632423543772848170429916717L)
-#define FA_SELU_SCALE ((W)1.0507009873554804934193349852946L)
+/* SELU's scale*alpha as a double-double, so that the product rounds once. */
+#define FA_SELU_SCALE 0x1.0cfabd6a91132p+0 /* 1.0507009873554804934... */
+#define FA_SELU_SA_HI 0x1.c212cc640f031p+0 /* scale*alpha = 1.7580993408473768599... */
+#define FA_SELU_SA_LO 0x1.05161b045a1fep-56
 
+/* scale*alpha*e rounded once (also for a subnormal e = expm1(x) = x). */
+static inline W FA(selu_sa_times)(W e)
+{
+#if FA_PRECISE
+    return __builtin_fma(FA_SELU_SA_HI, e, FA_SELU_SA_LO * e);
+#else
+    return FA_SELU_SA_HI * e;
+#endif
+}
 static inline T FA(selu_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W v = x > 0 ? (W)x : FA_SELU_ALPHA * expm1((W)x);
-    return (T)(FA_SELU_SCALE * v);
+    W e = FA(expm1_w)((W)x);
+    return x > 0 ? (T)(FA_SELU_SCALE * (W)x) : (T)FA(selu_sa_times)(e);
 }
 static inline T FA(selu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W d = x > 0 ? (W)1 : FA_SELU_ALPHA * exp((W)x);
-    return FA(scale_w)(g, FA_SELU_SCALE * d);
+    W s1, s2, m = FA(exp_parts)((W)x, 0, &s1, &s2);
+    return x > 0 ? FA(scale_w)(g, FA_SELU_SCALE)
+                 : FA(scale_parts)(g, FA_SELU_SA_HI * m + FA_SELU_SA_LO * m, s1, s2);
+}
+
+/* x/a as a double-double (the exact residual of the division, over a). */
+static inline W FA(div_dd)(W x, W a, W *ql)
+{
+    W q = x / a;
+#if FA_PRECISE
+    W pl, ph = fa_two_prod(q, a, &pl);
+    *ql = ((x - ph) - pl) / a;
+#else
+    *ql = 0;
+#endif
+    return q;
 }
 
 /* celu = max(0,x) + min(0, alpha*expm1(x/alpha)) reduces to this for either
@@ -215,32 +318,38 @@ static inline T FA(selu_bwd)(T g, T x, const fa_params *P, int64_t i)
 static inline T FA(celu_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    W a = FA_PARAM(0);
-    return x > 0 ? x : (T)(a * expm1((W)x / a));
+    W a = FA_PARAM(0), q = (W)x / a;
+    /* |x/a| < 2^-60: celu(x) = x*(1 + x/(2a) + ...) rounds to x, also
+     * where x/a would be subnormal and inexact. */
+    return (x > 0 || fabs(q) < 0x1p-60) ? x : (T)(a * FA(expm1_w)(q));
 }
 static inline T FA(celu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    return FA(scale_w)(g, x > 0 ? (W)1 : exp((W)x / FA_PARAM(0)));
+    W ql, q = FA(div_dd)((W)x, FA_PARAM(0), &ql);
+    W s1, s2, m = FA(exp_parts)(q, ql, &s1, &s2);
+    return x > 0 ? FA(scale_w)(g, 1) : FA(scale_parts)(g, m, s1, s2);
 }
 
-/* softplus(z)/beta with z = beta*x; log1p(exp(-|z|)) never overflows. */
+/* softplus(z)/beta with z = beta*x: max(z, 0) + log1p(exp(-|z|)) never
+ * overflows and adds numbers of one sign. */
 static inline T FA(softplus_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    W beta = FA_PARAM(0), z = beta * (W)x;
-    if (z > FA_PARAM(1)) return x;
-    W sp = z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
-    return (T)(sp / beta);
+    W beta = FA_PARAM(0), zl, z = FA(mul_dd)(beta, (W)x, &zl);
+    W l = FA(log1p_w)(FA(exp_neg_abs)(z, zl));
+    W sp = z > 0 ? (z + (zl + l)) : l;
+    return z > FA_PARAM(1) ? x : (T)(sp / beta);
 }
 static inline T FA(softplus_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    W z = FA_PARAM(0) * (W)x;
-    return FA(scale_w)(g, z > FA_PARAM(1) ? (W)1 : FA(sigmoid_w)(z));
+    W zl, z = FA(mul_dd)(FA_PARAM(0), (W)x, &zl);
+    W s1, s2, m = FA(sigmoid_parts)(z, zl, &s1, &s2);
+    return z > FA_PARAM(1) ? FA(scale_w)(g, 1) : FA(scale_parts)(g, m, s1, s2);
 }
 
-/* ---- sigmoid family: in W ----------------------------------------------- */
+/* ---- sigmoid family ------------------------------------------------------ */
 
 static inline T FA(sigmoid_fwd)(T x, const fa_params *P, int64_t i)
 {
@@ -250,7 +359,8 @@ static inline T FA(sigmoid_fwd)(T x, const fa_params *P, int64_t i)
 static inline T FA(sigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    return FA(scale_w)(g, FA(sigmoid_grad_w)((W)x));
+    W s1, s2, m = FA(sigmoid_grad_parts)((W)x, 0, &s1, &s2);
+    return FA(scale_parts)(g, m, s1, s2);
 }
 static inline T FA(sigmoid_bwd_y)(T g, T y, const fa_params *P)
 {
@@ -258,27 +368,28 @@ static inline T FA(sigmoid_bwd_y)(T g, T y, const fa_params *P)
     return FA(scale_w)(g, (W)y * (1 - (W)y));
 }
 
-/* log(sigmoid(x)) = -softplus(-x); the two branches add numbers of one sign. */
+/* log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|)): the two
+ * terms have one sign. */
 static inline T FA(log_sigmoid_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W v = (W)x;
-    return (T)(v < 0 ? v - log1p(exp(v)) : -log1p(exp(-v)));
+    W v = (W)x, l = FA(log1p_w)(FA(exp_w)(-fabs(v)));
+    return (T)(v < 0 ? v - l : -l);
 }
 static inline T FA(log_sigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    return FA(scale_w)(g, FA(sigmoid_w)(-(W)x));
+    W s1, s2, m = FA(sigmoid_parts)(-(W)x, 0, &s1, &s2);
+    return FA(scale_parts)(g, m, s1, s2);
 }
 
 static inline T FA(hardsigmoid_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    if (x <= -3) return 0;
-    if (x >= 3) return 1;
     /* (x + 3)/6, not x/6 + 1/2, which cancels near -3 where the result is
-     * tiny; x + 3 is exact in W. */
-    return (T)(((W)x + 3) / 6);
+     * tiny; x + 3 is exact there (Sterbenz). */
+    W v = ((W)x + 3) / 6;
+    return x <= -3 ? (T)0 : (x >= 3 ? (T)1 : (T)v);
 }
 static inline T FA(hardsigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
@@ -291,22 +402,26 @@ static inline T FA(hardsigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
  * swish(x) and silu(x) are bit-identical. */
 static inline T FA(swish_core_fwd)(T x, W beta)
 {
-    return (T)FA(mul_limit)((W)x, FA(sigmoid_w)(beta * (W)x));
+    W zl, z = FA(mul_dd)(beta, (W)x, &zl);
+    W s1, s2, m = FA(sigmoid_parts)(z, zl, &s1, &s2);
+    return (T)FA(mul_parts)((W)x, m, s1, s2);
 }
-/* swish'(x; beta) = silu'(z) with z = beta*x; near silu's root the series
- * needs z - r without the rounding of beta*x, hence the fused multiply-add. */
+/* swish'(x; beta) = silu'(z) with z = beta*x = zh + zl.  With e = exp(-|z|),
+ * silu'(z) = N/(1+e)^2, N = 1 + e + z*e for z >= 0 (all terms positive) and
+ * N = e*((1 + z) + e) for z < 0, where the only cancellation is that of
+ * the root (1 + z + e = 0), with 1 + z exact; near the root the series
+ * takes z - r from the double-double. */
 static inline T FA(swish_core_bwd)(T g, T x, W beta)
 {
-    W z = beta * (W)x, t;
-    W d;
-    if (isinf(z))
-        d = z > 0 ? (W)1 : (W)0;
-    else if (FA(near_root)(fa_root_silu, z, &t))
-        d = FA(root_series)(fa_root_silu,
-                            fma(beta, (W)x, -(W)fa_root_silu[0]) - (W)fa_root_silu[1]);
-    else
-        d = FA(sigmoid_w)(z) + z * FA(sigmoid_grad_w)(z);
-    return FA(scale_w)(g, d);
+    W zl, z = FA(mul_dd)(beta, (W)x, &zl);
+    W e, s1, s2, em = FA(exp_neg_abs_parts)(z, zl, &e, &s1, &s2);
+    W ol, o = fa_two_sum(1, z, &ol);
+    W N = z >= 0 ? (1 + e) + z * e : em * (o + (e + (ol + zl)));
+    W d = FA(div_sum)(FA(div_sum)(N, 1, e), 1, e);
+    d = FA(near_root_or)(fa_root_silu, z, zl, d);
+    d = isinf(z) ? (z > 0 ? (W)1 : (W)0) : d;
+    int scaled = z < 0 && !(fabs(z - (W)fa_root_silu[0]) < FA_ROOT_RADIUS);
+    return FA(scale_parts)(g, d, scaled ? s1 : 1, scaled ? s2 : 1);
 }
 static inline T FA(swish_fwd)(T x, const fa_params *P, int64_t i)
 {
@@ -333,10 +448,9 @@ static inline T FA(silu_bwd)(T g, T x, const fa_params *P, int64_t i)
 static inline T FA(hardswish_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    if (x <= -3) return 0;
-    if (x >= 3) return x;
     W v = (W)x;
-    return (T)(v * (v + 3) / 6);
+    W h = v * (v + 3) / 6;
+    return x <= -3 ? (T)0 : (x >= 3 ? x : (T)h);
 }
 static inline T FA(hardswish_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
@@ -346,19 +460,34 @@ static inline T FA(hardswish_bwd)(T g, T x, const fa_params *P, int64_t i)
     return FA(scale_w)(g, x != x ? (W)x : d);
 }
 
-/* ---- tanh family: in W -------------------------------------------------- */
+/* ---- tanh family --------------------------------------------------------- */
+
+/* tanh(|x|) = -m/(2+m), m = expm1(-2|x|), where |x| < 1/2 (m's error is
+ * amplified at most 1.6 times there); 1 - 2e/(1+e), e = exp(-2|x|), above
+ * (e's error is damped by 2e/(1+e) <= 0.54 there).  Beyond 20 (float64:
+ * 1 - tanh < 2^-115) it is 1; the sign is restored by copysign. */
+static inline W FA(tanh_w)(W x)
+{
+    W a = fabs(x);
+    a = a > 20 ? (W)20 : a;
+    W m = FA(expm1_w)(-2 * a), e = FA(exp_w)(-2 * a);
+    W small = FA(div_sum)(-m, 2, m);
+    W large = 1 - FA(div_sum)(2 * e, 1, e);
+    return copysign(a < (W)0.5 ? small : large, x);
+}
 
 static inline T FA(tanh_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    return (T)tanh((W)x);
+    return (T)FA(tanh_w)((W)x);
 }
 /* tanh'(x) = 1/cosh^2(x) = 4e/(1+e)^2, e = exp(-2|x|): no 1 - tanh^2 cancellation. */
 static inline T FA(tanh_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W e = exp(-2 * fabs((W)x));
-    return FA(scale_w)(g, 4 * e / ((1 + e) * (1 + e)));
+    /* = 4 sigmoid'(2x) */
+    W s1, s2, m = FA(sigmoid_grad_parts)(2 * (W)x, 0, &s1, &s2);
+    return FA(scale_parts)(g, 4 * m, s1, s2);
 }
 static inline T FA(tanh_bwd_y)(T g, T y, const fa_params *P)
 {
@@ -369,82 +498,182 @@ static inline T FA(tanh_bwd_y)(T g, T y, const fa_params *P)
 static inline T FA(softsign_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    if (isinf(x)) return copysign((T)1, x);
     W v = (W)x;
-    return (T)(v / (1 + fabs(v)));
+    W s = FA(div_sum)(v, 1, fabs(v));
+    return isinf(x) ? copysign((T)1, x) : (T)s;
 }
 static inline T FA(softsign_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W q = 1 + fabs((W)x);
-    return FA(scale_w)(g, 1 / (q * q));
+    /* g*r*r with r = 1/(1+|x|), in that order: q^2 may overflow, r^2 may
+     * underflow while g*r^2 is representable */
+    W r = FA(div_sum)(1, 1, fabs((W)x));
+    W v = ((W)g * r) * r;
+    return isinf(x) ? FA(scale_w)(g, 0) : (T)v;
 }
 
 /* mish(x) = x*tanh(softplus(x)) = x*n/(n+2) with e = exp(x), n = e*(e+2):
  * no cancellation for x -> -inf.  Above x = 40 tanh(softplus(x)) is 1 to
- * far beyond W's precision (1 - t ~ 2e^-80). */
+ * far beyond double's precision (1 - t ~ 2e^-80). */
 #define FA_MISH_LINEAR_ABOVE 40
 static inline T FA(mish_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    if (x > FA_MISH_LINEAR_ABOVE) return x;
-    W e = exp((W)x), n = e * (e + 2);
-    return (T)FA(mul_limit)((W)x, n / (n + 2));
+    W v = x > FA_MISH_LINEAR_ABOVE ? (W)FA_MISH_LINEAR_ABOVE : (W)x;
+    W s1, s2, em = FA(exp_parts)(v, 0, &s1, &s2), e = (em * s1) * s2;
+    /* n = e*(e + 2) = 2e + e^2 as double-doubles: the numerator in parts
+     * (em times the scales), the denominator n + 2 in full. */
+    W tl, t = fa_two_sum(2, e, &tl);
+    W nml, nm = fa_two_prod(em, t, &nml);
+    nml += em * tl;
+    W ql, q = fa_two_prod(e, e, &ql);
+    W nl, n = fa_two_sum(2 * e, q, &nl);
+    nl += ql;
+    W r = FA(div_sum2)(nm, nml, n, 2 + nl);
+    return x > FA_MISH_LINEAR_ABOVE ? x : (T)FA(mul_parts)((W)x, r, s1, s2);
 }
-/* mish' = t + x*sigmoid(x)*(1 - t^2) = t + x*4e(1+e)/(n+2)^2. */
+/* mish' = t + x*sigmoid(x)*(1 - t^2) with t = n/q, q = n + 2, reduces to
+ * e*B/q^2 with B = 4(1 + x) + e*((6 + 4x) + e*(4 + e)): the terms of B
+ * cancel only at the root (where the series takes over), 1 + x and 6 + 4x
+ * are exact near it, and q = e^2 + 2e + 2 has no cancellation. */
 static inline T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    if (x > FA_MISH_LINEAR_ABOVE) return FA(scale_w)(g, (W)1);
-    W t;
-    if (FA(near_root)(fa_root_mish, (W)x, &t))
-        return FA(scale_w)(g, FA(root_series)(fa_root_mish, t));
-    W e = exp((W)x), n = e * (e + 2), q = n + 2;
-    W d = n / q + FA(mul_limit)((W)x, 4 * e * (1 + e) / (q * q));
-    return FA(scale_w)(g, d);
+    W v = x > FA_MISH_LINEAR_ABOVE ? (W)FA_MISH_LINEAR_ABOVE : (W)x;
+    W s1, s2, em = FA(exp_parts)(v, 0, &s1, &s2), e = (em * s1) * s2;
+    W B = 4 * (1 + v) + e * ((6 + 4 * v) + e * (4 + e));
+    W ql, q = fa_two_prod(e, e, &ql);
+    W sl, sq = fa_two_sum(2 * e + 2, q, &sl);
+    sl += ql;
+    W nl, n = fa_two_prod(em, B, &nl);
+    W d = FA(div_sum2)(FA(div_sum2)(n, nl, sq, sl), 0, sq, sl);
+    d = em == 0 ? (W)0 : d; /* exp(x) = 0 (x < -1400): no inf*0 */
+    int near = fabs(v - (W)fa_root_mish[0]) < FA_ROOT_RADIUS;
+    d = FA(near_root_or)(fa_root_mish, v, 0, d);
+    return x > FA_MISH_LINEAR_ABOVE ? FA(scale_w)(g, 1)
+                                     : FA(scale_parts)(g, d, near ? 1 : s1, near ? 1 : s2);
 }
 
-/* ---- gelu: erfc and tanh forms, in W ------------------------------------ */
+/* ---- gelu: erfc and tanh forms ------------------------------------------- */
 
-#define FA_INV_SQRT2 ((W)0.70710678118654752440084436210484903928L)
-#define FA_INV_SQRT_2PI ((W)0.39894228040143267793994605993438186848L)
-#define FA_SQRT_2_OVER_PI ((W)0.79788456080286535587989211986876373695L)
-#define FA_GELU_TANH_C ((W)0.044715L)
+#define FA_INV_SQRT_2PI 0x1.9884533d43651p-2 /* 1/sqrt(2 pi) */
 
-/* Phi(x) = erfc(-x/sqrt 2)/2: erfc keeps the left tail relative-accurate
- * where 1 + erf would cancel.  The rounding of x/sqrt 2 in W is amplified by
- * about x^2 in the tail; W's 11 extra bits absorb it down to the underflow
- * of the result (|x| < 38 in double, 14 in float). */
+/* Phi(x) = erfc(-x/sqrt 2)/2 with z = -x/sqrt 2 as a double-double: erfc
+ * keeps the left tail relative-accurate where 1 + erf would cancel, and the
+ * low part of z keeps exp(-z^2) exact to the last bit down to the
+ * underflow of the result.  For x > 0, erfc(z) = 2 - erfc(|z|). */
+static inline W FA(gelu_phi_parts)(W v, W *s1, W *s2, W *em, W *ef)
+{
+    W zl, zh = FA(mul_dd)(-v, FA_INV_SQRT2_DD_HI, &zl);
+#if FA_PRECISE
+    zl += -v * FA_INV_SQRT2_DD_LO;
+#endif
+    W m = FA(erfc_pos_parts)(fabs(zh), zh >= 0 ? zl : -zl, s1, s2, em);
+    m = fabs(zh) > (FA_PRECISE ? FA_ERFC_ZMAX_FULL : FA_ERFC_ZMAX_SHORT) ? 0 : m;
+    *ef = (*em * *s1) * *s2;
+    W right = (2 - (m * *s1) * *s2) / 2;
+    *s1 = zh >= 0 ? *s1 : 1;
+    *s2 = zh >= 0 ? *s2 : 1;
+    return zh >= 0 ? m / 2 : right;
+}
+/* x*Phi(x) with Phi's scale applied last, so that a subnormal result is
+ * rounded once; gelu(-inf) = -0. */
+#if FA_PRECISE
+/* float64 erf-GELU: the double erfc kernel above is within 1.5 ULP, but the
+ * products that follow it (x * H/(K+z) * exp) add up to 5 ULP in the left
+ * tail, so float64 keeps glibc's x87 erfcl (scalar, 64-bit significand):
+ * Phi and phi in long double, rounded once (<= 0.51 ULP measured). */
+#define FA_LD_INV_SQRT2 0.70710678118654752440084436210484903928L
+#define FA_LD_INV_SQRT_2PI 0.39894228040143267793994605993438186848L
 static inline T FA(gelu_erf_fwd)(T x)
 {
-    W phi = erfc(-(W)x * FA_INV_SQRT2) / 2;
-    return (T)FA(mul_limit)((W)x, phi);
+    long double v = x, phi = erfcl(-v * FA_LD_INV_SQRT2) / 2;
+    return phi == 0 ? copysign((T)0, x) : (T)(v * phi);
 }
-static inline W FA(gelu_erf_grad)(T x)
+static inline W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
 {
-    W v = (W)x, t;
-    if (FA(near_root)(fa_root_gelu_approximate_none, v, &t))
-        return FA(root_series)(fa_root_gelu_approximate_none, t);
-    W phi = erfc(-v * FA_INV_SQRT2) / 2;
-    return phi + FA(mul_limit)(v, exp(-v * v / 2) * FA_INV_SQRT_2PI);
+    long double v = x;
+    *s1 = 1;
+    *s2 = 1;
+    if (fabs(v - (W)fa_root_gelu_approximate_none[0]) < FA_ROOT_RADIUS)
+        return FA(root_series)(fa_root_gelu_approximate_none,
+                               (x - (W)fa_root_gelu_approximate_none[0]) -
+                                   (W)fa_root_gelu_approximate_none[1]);
+    long double phi = erfcl(-v * FA_LD_INV_SQRT2) / 2;
+    long double dens = expl(-v * v / 2) * FA_LD_INV_SQRT_2PI;
+    return (W)(phi + (dens == 0 ? 0 : v * dens));
 }
+#else
+static inline T FA(gelu_erf_fwd)(T x)
+{
+    W s1, s2, em, ef, m = FA(gelu_phi_parts)((W)x, &s1, &s2, &em, &ef);
+    W y = (((W)x * m) * s1) * s2;
+    return x == -INFINITY ? (T)-0.0 : (T)y;
+}
+/* gelu'(x) = Phi(x) + x*phi(x), phi(x) = exp(-x^2/2)/sqrt(2 pi) with x^2
+ * as a double-double. */
+static inline W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
+{
+    W v = (W)x, em, ef, m = FA(gelu_phi_parts)(v, s1, s2, &em, &ef);
+    /* exp(-z^2) = exp(-x^2/2) = em*s1*s2 = ef: phi shares Phi's exponential */
+    W left = m + (ef == 0 ? 0 : v * (em * FA_INV_SQRT_2PI));
+    W right = m + FA(mul_limit)(v, ef * FA_INV_SQRT_2PI);
+    W d = v <= 0 ? left : right;
+    d = v == -INFINITY ? (W)0 : d;
+    int near = fabs(v - (W)fa_root_gelu_approximate_none[0]) < FA_ROOT_RADIUS;
+    *s1 = (v <= 0 && !near) ? *s1 : 1;
+    *s2 = (v <= 0 && !near) ? *s2 : 1;
+    return FA(near_root_or)(fa_root_gelu_approximate_none, v, 0, d);
+}
+#endif
 
-/* x*(1 + tanh(u))/2 = x*sigmoid(2u), u = sqrt(2/pi)*x*(1 + c*x^2): no
- * cancellation of 1 + tanh(u) for u -> -inf; x^3 cannot overflow W. */
+/* x*(1 + tanh(u))/2 = x*sigmoid(2u), 2u = A*x + B*x^3 (A = 2 sqrt(2/pi), B =
+ * 0.044715 A): no cancellation of 1 + tanh(u) for u -> -inf, and for
+ * float64 2u is a double-double (its rounding would be amplified by |2u|,
+ * up to 750, in the exponential).  x is clamped to +-1e5, where the result
+ * is x or 0 already, so x^3 cannot overflow. */
+static inline W FA(gelu_tanh_u2)(W v, W *u2l)
+{
+    v = v > 1e5 ? 1e5 : (v < -1e5 ? -1e5 : v);
+#if FA_PRECISE
+    W sl, sh = fa_two_prod(v, v, &sl);             /* v^2 */
+    W cl, ch = fa_two_prod(sh, v, &cl);            /* v^3 */
+    cl += sl * v;
+    W al, ah = fa_two_prod(FA_GELU_TANH_A_HI, v, &al);
+    al += FA_GELU_TANH_A_LO * v;
+    W bl, bh = fa_two_prod(FA_GELU_TANH_B_HI, ch, &bl);
+    bl += FA_GELU_TANH_B_HI * cl + FA_GELU_TANH_B_LO * ch;
+    W el, h = fa_two_sum(ah, bh, &el);
+    *u2l = el + al + bl;
+    return h;
+#else
+    *u2l = 0;
+    return FA_GELU_TANH_A_HI * v + FA_GELU_TANH_B_HI * v * v * v;
+#endif
+}
 static inline T FA(gelu_tanh_fwd)(T x)
 {
-    W v = (W)x;
-    W u2 = 2 * FA_SQRT_2_OVER_PI * v * (1 + FA_GELU_TANH_C * v * v);
-    return (T)FA(mul_limit)(v, FA(sigmoid_w)(u2));
+    W u2l, u2 = FA(gelu_tanh_u2)((W)x, &u2l);
+    W s1, s2, m = FA(sigmoid_parts)(u2, u2l, &s1, &s2);
+    return (T)FA(mul_parts)((W)x, m, s1, s2);
 }
-static inline W FA(gelu_tanh_grad)(T x)
+/* sigmoid(2u) + x*(2u)'*sigmoid'(2u): for 2u < 0 both terms carry the
+ * exponential's scale, applied last. */
+static inline W FA(gelu_tanh_grad_parts)(T x, W *s1, W *s2)
 {
-    W v = (W)x, t;
-    if (FA(near_root)(fa_root_gelu_approximate_tanh, v, &t))
-        return FA(root_series)(fa_root_gelu_approximate_tanh, t);
-    W u2 = 2 * FA_SQRT_2_OVER_PI * v * (1 + FA_GELU_TANH_C * v * v);
-    W du2 = 2 * FA_SQRT_2_OVER_PI * (1 + 3 * FA_GELU_TANH_C * v * v);
-    return FA(sigmoid_w)(u2) + FA(mul_limit)(v * du2, FA(sigmoid_grad_w)(u2));
+    W v = (W)x, u2l, u2 = FA(gelu_tanh_u2)(v, &u2l);
+    W du2 = FA_GELU_TANH_A_HI + 3 * FA_GELU_TANH_B_HI * v * v;
+    W t1, t2, sm = FA(sigmoid_parts)(u2, u2l, &t1, &t2);
+    W gm = FA(sigmoid_grad_parts)(u2, u2l, s1, s2);
+    W gf = (gm * *s1) * *s2;
+    /* beyond |x| = 1e5, sigmoid'(2u) < e^-(7e13): 0 for any g */
+    W left = sm + (fabs(v) > 1e5 ? 0 : v * du2 * gm);
+    W right = sm + FA(mul_limit)(v * du2, gf);
+    W d = u2 < 0 ? left : right;
+    int near = fabs(v - (W)fa_root_gelu_approximate_tanh[0]) < FA_ROOT_RADIUS;
+    *s1 = (u2 < 0 && !near) ? *s1 : 1;
+    *s2 = (u2 < 0 && !near) ? *s2 : 1;
+    return FA(near_root_or)(fa_root_gelu_approximate_tanh, v, 0, d);
 }
 
 /* p[0]: 0 = "none" (erfc), 1 = "tanh". */
@@ -456,7 +685,9 @@ static inline T FA(gelu_fwd)(T x, const fa_params *P, int64_t i)
 static inline T FA(gelu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    return FA(scale_w)(g, P->p[0] == 0 ? FA(gelu_erf_grad)(x) : FA(gelu_tanh_grad)(x));
+    W s1, s2, d = P->p[0] == 0 ? FA(gelu_erf_grad_parts)(x, &s1, &s2)
+                               : FA(gelu_tanh_grad_parts)(x, &s1, &s2);
+    return FA(scale_parts)(g, d, s1, s2);
 }
 
 #undef FA_PARAM

@@ -1,0 +1,143 @@
+/* fa_vmath_impl.h -- the math kernels of one (T, W) pair; a template
+ * included by fa_math.h (see fa_vmath.h for the method and the tables).
+ *
+ * W is double for both pairs; FA_PRECISE is 1 for the float64 functions
+ * (full polynomials, and the error-free corrections that keep a division
+ * or a sum from adding its rounding to the result) and 0 for float32
+ * (short polynomials; a double result within 2^-34 is all float32 needs).
+ *
+ * The approximation error of each polynomial is measured by
+ * tools/fit_vmath.py (quoted with the tables in fa_vmath.h); the error of
+ * the functions built on the kernels is measured against mpmath by
+ * tests/test_accuracy.py and benchmarks/exhaustive_accuracy.py (README,
+ * "Accuracy").
+ */
+
+#if FA_PRECISE
+#define FA_EXPM1_Q fa_expm1_q_full
+#define FA_LOG1P_R fa_log1p_r_full
+#define FA_ERFC_H fa_erfc_h_full
+#define FA_ERFC_ZMAX FA_ERFC_ZMAX_FULL
+#else
+#define FA_EXPM1_Q fa_expm1_q_short
+#define FA_LOG1P_R fa_log1p_r_short
+#define FA_ERFC_H fa_erfc_h_short
+#define FA_ERFC_ZMAX FA_ERFC_ZMAX_SHORT
+#endif
+#define FA_ERFC_K 3.5
+
+/* The shared reduction of exp and expm1: x = k*ln2 + r, |r| <= ln2/2, with
+ * x + xl (xl a small low part) clamped to [-1400, 710]: exp overflows above
+ * 710, and below -1400 even a mantissa multiplied by 2^300 before its
+ * scales are applied (FA(exp_parts)) underflows to 0; returns expm1(r),
+ * sets *k. */
+static inline double FA(expm1_reduced)(double x, double xl, double *k)
+{
+    xl = (x < -1400 || x > 710) ? 0 : xl; /* a low part of a clamped x may be NaN */
+    x = x < -1400 ? -1400 : (x > 710 ? 710 : x); /* NaN passes through */
+    double kd = fa_round_int(x * FA_LOG2E);
+    double r = (x - kd * FA_LN2_HI) + (xl - kd * FA_LN2_LO);
+    *k = kd;
+    return r + r * r * FA_POLY(FA_EXPM1_Q, r);
+}
+
+/* exp(x + xl) = m*s1*s2: m = 1 + p, and 2^k in two halves s1, s2, so that
+ * a result that overflows or is subnormal is rounded once, by the last
+ * multiplication (callers that multiply m by more factors apply s1, s2
+ * last, for the same reason). */
+static inline double FA(exp_parts)(double x, double xl, double *s1, double *s2)
+{
+    double k, p = FA(expm1_reduced)(x, xl, &k);
+    double k1 = fa_round_int(k * 0.5);
+    *s1 = fa_pow2i(k1);
+    *s2 = fa_pow2i(k - k1);
+    /* below the clamp the value is taken as exactly 0, so that no factor
+     * (up to 2^600) can lift the clamped mantissa back into range */
+    return x < -1400 ? 0 : 1 + p;
+}
+static inline double FA(exp_dd)(double x, double xl)
+{
+    double s1, s2, m = FA(exp_parts)(x, xl, &s1, &s2);
+    return (m * s1) * s2;
+}
+
+static inline double FA(exp_w)(double x)
+{
+    return FA(exp_dd)(x, 0);
+}
+
+/* expm1(x) = 2^k*p + (2^k - 1), computed as 2*(h*p + (h - 1/2)) with
+ * h = 2^(k-1) so that k = 1024 (x near 710) needs no third scale; k = 0
+ * gives p itself.  Below x = -40, expm1 rounds to -1. */
+static inline double FA(expm1_w)(double x)
+{
+    double k, p = FA(expm1_reduced)(x < -40 ? -40 : x, 0, &k);
+    double h = fa_pow2i(k - 1);
+    return k == 0 ? p : 2 * (h * p + (h - 0.5)); /* k = 0: p exactly, also subnormal */
+}
+
+/* log1p(x), x >= -1: u = 1 + x with its rounding error c kept (2Sum), u
+ * = 2^k*m with m in [sqrt(2)/2, sqrt(2)) read from the bits, f = m - 1
+ * exact, and log(1+f) = f - f^2/2 + s*(f^2/2 + R(s^2)), s = f/(2+f), the
+ * classical reduction; the correction c/u is added last. */
+static inline double FA(log1p_w)(double x)
+{
+    double u = 1 + x;
+    double c = x >= 1 ? 1 - (u - x) : x - (u - 1);
+    uint64_t bu = fa_bits(u) + (0x3ff0000000000000ULL - 0x3fe6a09e667f3bcdULL);
+    double k = fa_small_uint_to_double(bu >> 52) - 1023;
+    double m = fa_from_bits((bu & 0x000fffffffffffffULL) + 0x3fe6a09e667f3bcdULL);
+    double f = m - 1;
+    double s = f / (2 + f), z = s * s, hfsq = 0.5 * f * f;
+    double R = z * FA_POLY(FA_LOG1P_R, z);
+    double v = k * FA_LN2_HI + (f - (hfsq - (s * (hfsq + R) + (k * FA_LN2_LO + c / u))));
+    v = x == INFINITY ? x : v;
+    v = x == -1 ? -INFINITY : v;
+    return (x < -1 || x != x) ? NAN : v;
+}
+
+/* erfc(z) = m*s1*s2 for z = zh + zl >= 0 (zl a low part, 0 where z is exact;
+ * *em*s1*s2 = exp(-z^2)):
+ * H(u)/(K+z) * exp(-z^2), with z^2 = ph + pl as a double-double, so that
+ * exp's argument (up to -750) carries no rounding of its own.  u is
+ * clamped to the fitted range; beyond it the result is below the smallest
+ * subnormal of T. */
+static inline double FA(erfc_pos_parts)(double zh, double zl, double *s1, double *s2,
+                                        double *em)
+{
+    zh = zh > 40 ? 40 : zh; /* erfc(40) < 2^-2300: keeps z^2 finite */
+    double zc = zh > FA_ERFC_ZMAX ? FA_ERFC_ZMAX : zh;
+    double u = (zc - FA_ERFC_K) / (zc + FA_ERFC_K);
+    double pl, ph = fa_two_prod(zh, zh, &pl);
+    pl += 2 * zh * zl;
+    *em = FA(exp_parts)(-ph, -pl, s1, s2);
+    return FA_POLY(FA_ERFC_H, u) / (zh + FA_ERFC_K) * *em;
+}
+
+/* n/(a + b): for FA_PRECISE the rounding of a + b is kept and
+ * the quotient corrected by one Newton step on the exact residual, so the
+ * result is within about 0.5 ULP plus the error of n. */
+static inline double FA(div_sum2)(double n, double nl, double a, double b)
+{
+#if FA_PRECISE
+    double dl, d = fa_two_sum(a, b, &dl);
+    double q = n / d;
+    double ql, qd = fa_two_prod(q, d, &ql);
+    /* n + nl - q*(d + dl) = (n - qd) - ql + nl - q*dl; n - qd is exact. */
+    double res = (((n - qd) - ql) + nl) - q * dl;
+    return q + res / d;
+#else
+    (void)nl;
+    return n / (a + b);
+#endif
+}
+static inline double FA(div_sum)(double n, double a, double b)
+{
+    return FA(div_sum2)(n, 0, a, b);
+}
+
+#undef FA_EXPM1_Q
+#undef FA_LOG1P_R
+#undef FA_ERFC_H
+#undef FA_ERFC_ZMAX
+#undef FA_ERFC_K
