@@ -205,6 +205,7 @@ static inline double fa_two_sum(double a, double b, double *e)
 #define FA_HORNER(c, x, N)                                          \
     ({                                                              \
         double acc_ = (c)[(N) - 1];                                 \
+        _Pragma("GCC unroll 32") /* unrolled before vectorisation */  \
         for (int k_ = (N) - 2; k_ >= 0; k_--) acc_ = acc_ * (x) + (c)[k_]; \
         acc_;                                                       \
     })
