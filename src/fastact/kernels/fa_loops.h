@@ -199,22 +199,47 @@ static void FA(softmax)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
 static void FA(softmax_backward)(int log_form, const T *g, const T *y, T *gi,
                                  int64_t o0, int64_t o1, int64_t L, int64_t inner)
 {
-    W s[FA_TILE];
+    /* float64: the sum and the final difference are double-doubles (g - s
+     * cancels where the result is small, so a rounding of s, or an FMA on
+     * one ISA level and not the other, would be amplified). */
+    W s[FA_TILE], c[FA_TILE];
     for (int64_t o = o0; o < o1; o++) {
         for (int64_t j0 = 0; j0 < inner; j0 += FA_TILE) {
             int64_t nj = inner - j0 < FA_TILE ? inner - j0 : FA_TILE;
             int64_t base = o * L * inner + j0;
-            for (int64_t j = 0; j < nj; j++) s[j] = 0;
+            for (int64_t j = 0; j < nj; j++) { s[j] = 0; c[j] = 0; }
             for (int64_t l = 0; l < L; l++)
                 for (int64_t j = 0; j < nj; j++) {
                     int64_t k = base + l * inner + j;
+#if FA_PRECISE
+                    W pl = 0, p = log_form ? (W)g[k] : fa_two_prod((W)g[k], (W)y[k], &pl);
+                    W err, sum = fa_two_sum(s[j], p, &err);
+                    c[j] += err + pl;
+                    s[j] = sum;
+#else
                     s[j] += log_form ? (W)g[k] : (W)g[k] * (W)y[k];
+#endif
                 }
+            for (int64_t j = 0; j < nj; j++)
+                c[j] = fabs(s[j]) <= DBL_MAX ? c[j] : 0; /* inf/NaN: no low part */
             for (int64_t l = 0; l < L; l++)
                 for (int64_t j = 0; j < nj; j++) {
                     int64_t k = base + l * inner + j;
-                    W gk = g[k], yk = y[k];
-                    gi[k] = (T)(log_form ? gk - FA(exp_w)(yk) * s[j] : yk * (gk - s[j]));
+                    W gk = g[k], yk = y[k], v;
+#if FA_PRECISE
+                    W pl = 0, p = s[j], lo = c[j];
+                    if (log_form) {
+                        W e = FA(exp_w)(yk);
+                        p = fa_two_prod(e, s[j], &pl);
+                        lo = e * c[j];
+                    }
+                    W rl, r = fa_two_sum(gk, -p, &rl);
+                    W d = fabs(r) <= DBL_MAX ? r + ((rl - pl) - lo) : r;
+                    v = log_form ? d : yk * d;
+#else
+                    v = log_form ? gk - FA(exp_w)(yk) * s[j] : yk * (gk - s[j]);
+#endif
+                    gi[k] = (T)v;
                 }
         }
     }
