@@ -90,3 +90,16 @@ def test_swish_beta_zero_at_infinity(backend, beta, dtype):
     assert_same(fa.swish(x, beta), np.array([np.inf, -np.inf, 1.0], dtype), "swish")
     assert_same(fa.swish_backward(np.ones(3, dtype), x, beta), np.full(3, 0.5, dtype),
                 "swish_backward")
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_swish_beta_zero_keeps_nan(backend, dtype):
+    """fuzz_boundary 200:1317: the fix above for beta = 0 at +-inf first also
+    turned x = NaN into 0, so swish_backward(g, NaN, beta=0) was g/2, not NaN."""
+    fa = functions_for(backend)
+    x = np.array([np.nan, -3.0, np.inf], dtype)
+    g = np.array([-3.0, np.nan, 1.0], dtype)
+    got = fa.swish_backward(g, x, 0.0)
+    assert np.isnan(got[:2]).all(), got
+    assert got[2] == 0.5
+    assert np.isnan(fa.swish(x, 0.0)[0])

@@ -82,7 +82,7 @@ static inline W FA(mul_limit)(W x, W s)
  * an exponential, which turns an absolute error of z into a relative one. */
 static inline W FA(mul_dd)(W a, W x, W *zl)
 {
-    x = a == 0 ? 0 : x; /* 0*inf: the limit 0 (swish with beta = 0 is x/2) */
+    x = (a == 0 && isinf(x)) ? 0 : x; /* 0*inf: the limit 0 (swish, beta = 0: x/2) */
 #if FA_PRECISE
     W z = fa_two_prod(a, x, zl);
     *zl = fabs(z) <= DBL_MAX ? *zl : 0; /* a*x overflowed: no low part */
@@ -691,3 +691,4 @@ static inline T FA(gelu_bwd)(T g, T x, const fa_params *P, int64_t i)
 }
 
 #undef FA_PARAM
+#undef FA_ROOT_TERMS_USED
