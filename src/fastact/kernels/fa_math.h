@@ -247,7 +247,16 @@ static inline T FA(rrelu_slope)(const fa_params *P, int64_t i)
 {
     double lower = P->p[0], upper = P->p[1];
     if (P->p[2] == 0) return (T)((lower + upper) / 2);
-    return (T)(lower + (upper - lower) * fa_uniform01(P->key, (uint64_t)i));
+    double d = (upper - lower) * fa_uniform01(P->key, (uint64_t)i);
+    /* the product rounded on its own, as the NumPy backend does: no FMA
+     * (setup.py's fp-contract=fast would fuse it on x86-64-v3) */
+#if defined(__x86_64__)
+    __asm__("" : "+x"(d));
+#else
+    volatile double barrier = d;
+    d = barrier;
+#endif
+    return (T)(lower + d);
 }
 static inline T FA(rrelu_fwd)(T x, const fa_params *P, int64_t i)
 {
