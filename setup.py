@@ -146,10 +146,13 @@ def extensions():
         return []
     kernel_sources = [os.path.join("src", "fastact", "kernels", name) for name in
                       ("fa_kernels_baseline.c", "fa_kernels_x86_64_v3.c", "fa_dispatch.c")]
+    import numpy
     ext = Extension(
         "fastact._native",
         sources=[os.path.join("src", "fastact", "_native.pyx")] + kernel_sources,
-        include_dirs=[os.path.join("src", "fastact", "kernels")],
+        # NumPy's headers: the small-call fast path reads array data pointers
+        # through NumPy's C API (_native.forward_contiguous).
+        include_dirs=[os.path.join("src", "fastact", "kernels"), numpy.get_include()],
         depends=[os.path.join("src", "fastact", "kernels", name)
                  for name in sorted(os.listdir(KERNELS)) if name.endswith(".h")],
         extra_compile_args=list(COMPILE_ARGS),

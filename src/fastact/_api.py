@@ -323,6 +323,14 @@ class NativeBackend:
         self.m.forward(R.op_code(act.name), x.reshape(-1), out.reshape(-1),
                        self._bias(bias, x.dtype), vec, key, _threads.threads_for(x.size))
 
+    def forward_small(self, act, x, out, p):
+        """The fast path of small calls (see _ElementwiseDriver.forward): x and
+        out C-contiguous, aligned, native, one dtype and shape; False if out
+        partially overlaps x (nothing computed)."""
+        vec, key = _native_params(act, p) if act.params else ((), 0)
+        return self.m.forward_contiguous(_OP_CODES[act.name], x, out, x.dtype == _F64,
+                                         vec, key, _threads.threads_for(x.size))
+
     def backward(self, act, g, x, out, bias, p):
         vec, key = _native_params(act, p)
         self.m.backward(R.op_code(act.name), g.reshape(-1), x.reshape(-1), out.reshape(-1),
@@ -371,10 +379,38 @@ class _Driver:
         self.bname = act.name + "_backward"
 
 
+#: op codes of the element-wise activations, looked up once.
+_OP_CODES = {name: R.op_code(name) for name in R.NATIVE_OPS}
+
+#: dtypes of the fast path: native-endian float32/float64 (byte-swapped
+#: dtypes compare unequal).
+_FAST_DTYPES = frozenset((_F32, _F64))
+
+
+def _fast_out(x, out):
+    """The destination of the fast path for `out`, or None if the call must
+    take the general path (which validates, copies and raises as documented)."""
+    if out is None:
+        return np.empty_like(x)
+    if (type(out) is np.ndarray and out.dtype == x.dtype and out.shape == x.shape
+            and out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+        return out
+    return None
+
+
 class _ElementwiseDriver(_Driver):
     def forward(self, x, values, out, bias):
         fname = self.name
         p = _check_params(self.act, fname, values)
+        # Fast path for the common call -- a C-contiguous float ndarray, no
+        # bias -- that skips the general layout machinery below (a 16-element
+        # call costs ~1 us instead of ~4); results are the same bits.
+        if (bias is None and type(x) is np.ndarray and x.dtype in _FAST_DTYPES
+                and x.size and hasattr(self.backend, "forward_small")
+                and x.flags.c_contiguous and x.flags.aligned):
+            dest = _fast_out(x, out)
+            if dest is not None and self.backend.forward_small(self.act, x, dest, p):
+                return dest
         x = _asarray(fname, "x", x)
         ct, rt = _dtypes(x)
         b = _bias(fname, bias, x.shape, ct)

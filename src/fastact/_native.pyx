@@ -11,8 +11,11 @@ nthreads == 1 no OpenMP region is entered at all, which is also what keeps a
 forked child safe (see _threads.py).
 """
 
+cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
+
+cnp.import_array()
 
 cdef extern from "fa_omp.h" nogil:
     int fa_openmp_enabled()
@@ -147,22 +150,55 @@ cdef inline void _forward(int op, const floating *x, floating *y, int64_t start,
         _table.forward_f64(op, x, y, start, stop, b, ncols, P)
 
 
+cdef void _forward_chunks(int op, const floating *xp, floating *yp, int64_t n,
+                          const floating *bp, int64_t ncols, const fa_params *pp,
+                          int nt) noexcept nogil:
+    cdef int64_t c
+    if nt == 1:
+        _forward(op, xp, yp, 0, n, bp, ncols, pp)
+    else:
+        for c in prange(nt, schedule="static", num_threads=nt):
+            _forward(op, xp, yp, _bound(n, nt, c), _bound(n, nt, c + 1), bp, ncols, pp)
+
+
 def forward(int op, const floating[::1] x, floating[::1] y, const floating[::1] bias,
             tuple params, uint64_t key, int nthreads):
     """y = f(x + bias) for op code `op`; bias empty for none."""
     cdef fa_params P = _params(params, key)
-    cdef const fa_params *pp = &P
-    cdef int64_t n = x.shape[0], ncols = bias.shape[0], c
+    cdef int64_t n = x.shape[0]
+    cdef int nt = _threads(nthreads, n // _ALIGN)
     cdef const floating *xp = &x[0]
     cdef floating *yp = &y[0]
     cdef const floating *bp = _ptr_or_null(bias)
-    cdef int nt = _threads(nthreads, n // _ALIGN)
     with nogil:
-        if nt == 1:
-            _forward(op, xp, yp, 0, n, bp, ncols, pp)
+        _forward_chunks(op, xp, yp, n, bp, bias.shape[0], &P, nt)
+
+
+def forward_contiguous(int op, cnp.ndarray x, cnp.ndarray y, bint f64, tuple params,
+                       uint64_t key, int nthreads):
+    """The small-call fast path of forward: x and y C-contiguous, aligned,
+    native-endian, writeable (y) arrays of one float dtype (float64 if f64)
+    and one size, no bias -- the caller (_api.py) has checked all that.  It
+    reads the data pointers from the arrays directly, without typed
+    memoryviews (about 0.5 us less per call).  Returns False, computing
+    nothing, if y partially overlaps x (the caller then takes the general
+    path, which copies first)."""
+    cdef fa_params P = _params(params, key)
+    cdef int64_t n = cnp.PyArray_SIZE(x), size = 8 if f64 else 4
+    cdef char *xs = <char *>cnp.PyArray_DATA(x)
+    cdef char *ys = <char *>cnp.PyArray_DATA(y)
+    cdef int nt
+    if cnp.PyArray_SIZE(y) != n:
+        raise ValueError("forward_contiguous: x and y differ in size")
+    if xs != ys and xs < ys + n * size and ys < xs + n * size:
+        return False
+    nt = _threads(nthreads, n // _ALIGN)
+    with nogil:
+        if f64:
+            _forward_chunks(op, <const double *>xs, <double *>ys, n, <const double *>NULL, 0, &P, nt)
         else:
-            for c in prange(nt, schedule="static", num_threads=nt):
-                _forward(op, xp, yp, _bound(n, nt, c), _bound(n, nt, c + 1), bp, ncols, pp)
+            _forward_chunks(op, <const float *>xs, <float *>ys, n, <const float *>NULL, 0, &P, nt)
+    return True
 
 
 cdef inline void _backward(int op, const floating *g, const floating *x, floating *gi,
