@@ -120,3 +120,16 @@ def test_rrelu_training_slopes_bit_identical_across_backends(dtype):
         assert_same(native.rrelu(x, **kwargs), numpy_.rrelu(x, **kwargs), "rrelu")
         assert_same(native.rrelu_backward(g, x, **kwargs),
                     numpy_.rrelu_backward(g, x, **kwargs), "rrelu_backward")
+
+
+def test_celu_negative_alpha_large_quotient(dtype):
+    """fuzz_boundary 200 (issue 4): with alpha < 0, x/alpha is positive and up to
+    ~710, and its rounding was amplified ~x/alpha times in expm1 (native float64
+    25 ULP at celu(-740, alpha=-1.5)); within the contract against mpmath."""
+    import reference as ref
+    x = np.array([-740.0, -300.5, -20.25, -1.75, -0.3], dtype)
+    for backend in BACKEND_NAMES:
+        got = functions_for(backend).celu(x, alpha=-1.5)
+        want = ref.evaluate(ref.REFERENCE["celu"][0], x, {"alpha": -1.5}, None)
+        err = ref.ulp_error(got, want, dtype)
+        assert err.max() <= 2, (backend, err, got)

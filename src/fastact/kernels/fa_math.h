@@ -327,10 +327,14 @@ static inline W FA(div_dd)(W x, W a, W *ql)
 static inline T FA(celu_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    W a = FA_PARAM(0), q = (W)x / a;
+    W a = FA_PARAM(0), ql, q = FA(div_dd)((W)x, a, &ql);
+    /* alpha < 0 makes q = x/a positive and up to 710, where the rounding of
+     * q would be amplified q times: there exp(q + ql) - 1 with the low part
+     * (above q = 1, where the subtraction at most 1.6-folds exp's error). */
+    W m = q > 1 ? FA(exp_dd)(q, ql) - 1 : FA(expm1_w)(q);
     /* |x/a| < 2^-60: celu(x) = x*(1 + x/(2a) + ...) rounds to x, also
      * where x/a would be subnormal and inexact. */
-    return (x > 0 || fabs(q) < 0x1p-60) ? x : (T)(a * FA(expm1_w)(q));
+    return (x > 0 || fabs(q) < 0x1p-60) ? x : (T)(a * m);
 }
 static inline T FA(celu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
