@@ -115,7 +115,7 @@ static void FA(backward_y)(int op, const T *g, const T *y, T *gi, int64_t start,
 #define FA_TILE 64
 
 /* exp(v - m) with v - m as a double-double (exact in double for float). */
-static inline W FA(exp_diff)(T v, T m)
+FA_INLINE W FA(exp_diff)(T v, T m)
 {
 #if FA_PRECISE
     W dl, d = fa_two_sum((W)v, -(W)m, &dl);
@@ -125,7 +125,7 @@ static inline W FA(exp_diff)(T v, T m)
 #endif
 }
 
-static inline T FA(max_nan)(T m, T v)
+FA_INLINE T FA(max_nan)(T m, T v)
 {
     return (m == m && (v > m || v != v)) ? v : m;
 }
@@ -325,7 +325,7 @@ static void FA(prelu_backward)(const T *g, const T *x, const T *w, T *gi,
  * x + bias), accumulated in W (float64: as a double-double, each product
  * and sum error-free) and rounded once: one thread per channel and a fixed
  * order make it bit-identical for every thread count. */
-static inline void FA(acc_add)(W *acc, W *lo, T g, T z)
+FA_INLINE void FA(acc_add)(W *acc, W *lo, T g, T z)
 {
     if (z > 0) return;
 #if FA_PRECISE

@@ -31,9 +31,11 @@
  * 710, and below -1400 even a mantissa multiplied by 2^300 before its
  * scales are applied (FA(exp_parts)) underflows to 0; returns expm1(r),
  * sets *k. */
-static inline double FA(expm1_reduced)(double x, double xl, double *k)
+FA_INLINE double FA(expm1_reduced)(double x, double xl, double *k)
 {
-    xl = (x < -1400 || x > 710) ? 0 : xl; /* a low part of a clamped x may be NaN */
+    /* x < -1400 or x > 710 (one comparison: GCC 12 cannot vectorise some
+     * combinations of masks): a low part of a clamped x may be NaN */
+    xl = fabs(x + 345) > 1055 ? 0 : xl;
     x = x < -1400 ? -1400 : (x > 710 ? 710 : x); /* NaN passes through */
     double kd = fa_round_int(x * FA_LOG2E);
     double r = (x - kd * FA_LN2_HI) + (xl - kd * FA_LN2_LO);
@@ -45,7 +47,7 @@ static inline double FA(expm1_reduced)(double x, double xl, double *k)
  * a result that overflows or is subnormal is rounded once, by the last
  * multiplication (callers that multiply m by more factors apply s1, s2
  * last, for the same reason). */
-static inline double FA(exp_parts)(double x, double xl, double *s1, double *s2)
+FA_INLINE double FA(exp_parts)(double x, double xl, double *s1, double *s2)
 {
     double k, p = FA(expm1_reduced)(x, xl, &k);
     double k1 = fa_round_int(k * 0.5);
@@ -55,13 +57,13 @@ static inline double FA(exp_parts)(double x, double xl, double *s1, double *s2)
      * (up to 2^600) can lift the clamped mantissa back into range */
     return x < -1400 ? 0 : 1 + p;
 }
-static inline double FA(exp_dd)(double x, double xl)
+FA_INLINE double FA(exp_dd)(double x, double xl)
 {
     double s1, s2, m = FA(exp_parts)(x, xl, &s1, &s2);
     return (m * s1) * s2;
 }
 
-static inline double FA(exp_w)(double x)
+FA_INLINE double FA(exp_w)(double x)
 {
     return FA(exp_dd)(x, 0);
 }
@@ -69,7 +71,7 @@ static inline double FA(exp_w)(double x)
 /* expm1(x) = 2^k*p + (2^k - 1), computed as 2*(h*p + (h - 1/2)) with
  * h = 2^(k-1) so that k = 1024 (x near 710) needs no third scale; k = 0
  * gives p itself.  Below x = -40, expm1 rounds to -1. */
-static inline double FA(expm1_w)(double x)
+FA_INLINE double FA(expm1_w)(double x)
 {
     double k, p = FA(expm1_reduced)(x < -40 ? -40 : x, 0, &k);
     double h = fa_pow2i(k - 1);
@@ -80,7 +82,7 @@ static inline double FA(expm1_w)(double x)
  * = 2^k*m with m in [sqrt(2)/2, sqrt(2)) read from the bits, f = m - 1
  * exact, and log(1+f) = f - f^2/2 + s*(f^2/2 + R(s^2)), s = f/(2+f), the
  * classical reduction; the correction c/u is added last. */
-static inline double FA(log1p_w)(double x)
+FA_INLINE double FA(log1p_w)(double x)
 {
     double u = 1 + x;
     double c = x >= 1 ? 1 - (u - x) : x - (u - 1);
@@ -102,7 +104,7 @@ static inline double FA(log1p_w)(double x)
  * exp's argument (up to -750) carries no rounding of its own.  u is
  * clamped to the fitted range; beyond it the result is below the smallest
  * subnormal of T. */
-static inline double FA(erfc_pos_parts)(double zh, double zl, double *s1, double *s2,
+FA_INLINE double FA(erfc_pos_parts)(double zh, double zl, double *s1, double *s2,
                                         double *em)
 {
     zh = zh > 40 ? 40 : zh; /* erfc(40) < 2^-2300: keeps z^2 finite */
@@ -117,7 +119,7 @@ static inline double FA(erfc_pos_parts)(double zh, double zl, double *s1, double
 /* n/(a + b): for FA_PRECISE the rounding of a + b is kept and
  * the quotient corrected by one Newton step on the exact residual, so the
  * result is within about 0.5 ULP plus the error of n. */
-static inline double FA(div_sum2)(double n, double nl, double a, double b)
+FA_INLINE double FA(div_sum2)(double n, double nl, double a, double b)
 {
 #if FA_PRECISE
     double dl, d = fa_two_sum(a, b, &dl);
@@ -131,7 +133,7 @@ static inline double FA(div_sum2)(double n, double nl, double a, double b)
     return n / (a + b);
 #endif
 }
-static inline double FA(div_sum)(double n, double a, double b)
+FA_INLINE double FA(div_sum)(double n, double a, double b)
 {
     return FA(div_sum2)(n, 0, a, b);
 }
