@@ -130,9 +130,81 @@ FA_INLINE T FA(max_nan)(T m, T v)
     return (m == m && (v > m || v != v)) ? v : m;
 }
 
+/* Along the last axis (inner == 1) the reductions run in FA_LANES
+ * interleaved partial sums (element l goes to lane l % FA_LANES), so that
+ * they vectorise without reassociation; the lanes are then combined in a
+ * fixed order, so results still do not depend on the thread count. */
+#define FA_LANES 8
+FA_INLINE void FA(sum_add)(W *s, W *c, W e)
+{
+#if FA_PRECISE
+    W err;
+    *s = fa_two_sum(*s, e, &err);
+    *c += err;
+#else
+    (void)c;
+    *s += e;
+#endif
+}
+
+static void FA(softmax_rows)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
+                             int64_t L)
+{
+    for (int64_t o = o0; o < o1; o++) {
+        const T *xs = x + o * L;
+        T *ys = y + o * L;
+        T mk[FA_LANES], m = -INFINITY;
+        W sk[FA_LANES], ck[FA_LANES], tk[FA_LANES], s = 0, c = 0, ties = 0;
+        int64_t body = L - L % FA_LANES;
+        for (int k = 0; k < FA_LANES; k++) { mk[k] = -INFINITY; sk[k] = 0; ck[k] = 0; tk[k] = 0; }
+        for (int64_t l = 0; l < body; l += FA_LANES)
+            for (int k = 0; k < FA_LANES; k++) mk[k] = FA(max_nan)(mk[k], xs[l + k]);
+        for (int k = 0; k < FA_LANES; k++) m = FA(max_nan)(m, mk[k]);
+        for (int64_t l = body; l < L; l++) m = FA(max_nan)(m, xs[l]);
+        for (int64_t l = 0; l < body; l += FA_LANES)
+            for (int k = 0; k < FA_LANES; k++) {
+                T v = xs[l + k];
+                FA(sum_add)(&sk[k], &ck[k], v < m ? FA(exp_diff)(v, m) : 0);
+                tk[k] += v < m ? 0 : 1;
+            }
+        for (int64_t l = body; l < L; l++) {
+            T v = xs[l];
+            FA(sum_add)(&sk[0], &ck[0], v < m ? FA(exp_diff)(v, m) : 0);
+            tk[0] += v < m ? 0 : 1;
+        }
+        for (int k = 0; k < FA_LANES; k++) {
+            FA(sum_add)(&s, &c, sk[k]);
+            c += ck[k];
+            ties += tk[k];
+        }
+        /* as in FA(softmax): s + c = the terms other than one maximal one */
+        W err, hi = fa_two_sum(ties - 1, s, &err);
+        s = hi + ((W)m - (W)m);
+        c += err;
+        if (log_form) {
+            W l1 = FA(log1p_w)(s);
+            W cl = c / FA(exp_w)(l1);
+            for (int64_t l = 0; l < L; l++) {
+                W dl, d = fa_two_sum((W)xs[l], -(W)m, &dl);
+                W rl, r = fa_two_sum(d, -l1, &rl);
+                ys[l] = (T)(fabs(r) <= DBL_MAX ? r + ((rl + dl) - cl) : r);
+            }
+        } else {
+            W dh = fa_two_sum(1, s, &err);
+            W dlo = c + err;
+            for (int64_t l = 0; l < L; l++)
+                ys[l] = (T)FA(div_sum2)(FA(exp_diff)(xs[l], m), 0, dh, dlo);
+        }
+    }
+}
+
 static void FA(softmax)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
                         int64_t L, int64_t inner)
 {
+    if (inner == 1) {
+        FA(softmax_rows)(log_form, x, y, o0, o1, L);
+        return;
+    }
     T m[FA_TILE];
     W s[FA_TILE], c[FA_TILE], ties[FA_TILE];
     for (int64_t o = o0; o < o1; o++) {
