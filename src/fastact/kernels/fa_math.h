@@ -72,6 +72,21 @@ FA_INLINE W FA(mul_parts)(W x, W m, W s1, W s2)
     W v = s1 >= 1 ? x * full : (x * (m * s1)) * s2;
     return (m == 0 || (full == 0 && isinf(x))) ? copysign((W)0, x) : v;
 }
+/* The same for s = (m + ml)*s1*s2 with a low part ml: x*m + x*ml rounds
+ * once (FMA) where the scales are below 1 (the tails, where it matters). */
+FA_INLINE W FA(mul_parts_lo)(W x, W m, W ml, W s1, W s2)
+{
+#if FA_PRECISE
+    W full = (m * s1) * s2, full_lo = (ml * s1) * s2;
+    W xm = __builtin_fma(x, m, x * ml);
+    W v = s1 >= 1 ? __builtin_fma(x, full, x * full_lo) : (xm * s1) * s2;
+    v = isinf(x) ? x * full : v; /* no inf - inf from the low part */
+    return (m == 0 || (full == 0 && isinf(x))) ? copysign((W)0, x) : v;
+#else
+    (void)ml;
+    return FA(mul_parts)(x, m, s1, s2);
+#endif
+}
 FA_INLINE W FA(mul_limit)(W x, W s)
 {
     return FA(mul_parts)(x, s, 1, 1);
@@ -93,13 +108,18 @@ FA_INLINE W FA(mul_dd)(W a, W x, W *zl)
 #endif
 }
 
-/* exp(-|z|) = em*s1*s2 for z = zh + zl; *e gets the value itself. */
-FA_INLINE W FA(exp_neg_abs_parts)(W zh, W zl, W *e, W *s1, W *s2)
+/* exp(-|z|) = (em + *eml)*s1*s2 for z = zh + zl; *e gets the value itself. */
+FA_INLINE W FA(exp_neg_abs_parts_lo)(W zh, W zl, W *e, W *s1, W *s2, W *eml)
 {
     W ah = zh >= 0 ? -zh : zh, al = zh >= 0 ? -zl : zl;
-    W em = FA(exp_parts)(ah, al, s1, s2);
+    W em = FA(exp_parts_lo)(ah, al, s1, s2, eml);
     *e = (em * *s1) * *s2;
     return em;
+}
+FA_INLINE W FA(exp_neg_abs_parts)(W zh, W zl, W *e, W *s1, W *s2)
+{
+    W eml;
+    return FA(exp_neg_abs_parts_lo)(zh, zl, e, s1, s2, &eml);
 }
 FA_INLINE W FA(exp_neg_abs)(W zh, W zl)
 {
@@ -110,12 +130,17 @@ FA_INLINE W FA(exp_neg_abs)(W zh, W zl)
 
 /* Logistic sigmoid of zh + zl without overflow, as parts: e = exp(-|z|) <= 1,
  * then 1/(1+e) (z >= 0) or e/(1+e). */
-FA_INLINE W FA(sigmoid_parts)(W zh, W zl, W *s1, W *s2)
+FA_INLINE W FA(sigmoid_parts_lo)(W zh, W zl, W *s1, W *s2, W *lo)
 {
-    W e, em = FA(exp_neg_abs_parts)(zh, zl, &e, s1, s2);
+    W e, eml, em = FA(exp_neg_abs_parts_lo)(zh, zl, &e, s1, s2, &eml);
     *s1 = zh >= 0 ? 1 : *s1;
     *s2 = zh >= 0 ? 1 : *s2;
-    return FA(div_sum)(zh >= 0 ? (W)1 : em, 1, e);
+    return FA(div_sum2_lo)(zh >= 0 ? (W)1 : em, zh >= 0 ? (W)0 : eml, 1, e, lo);
+}
+FA_INLINE W FA(sigmoid_parts)(W zh, W zl, W *s1, W *s2)
+{
+    W lo, m = FA(sigmoid_parts_lo)(zh, zl, s1, s2, &lo);
+    return m + lo;
 }
 FA_INLINE W FA(sigmoid_dd)(W zh, W zl)
 {
@@ -416,8 +441,8 @@ FA_INLINE T FA(hardsigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
 FA_INLINE T FA(swish_core_fwd)(T x, W beta)
 {
     W zl, z = FA(mul_dd)(beta, (W)x, &zl);
-    W s1, s2, m = FA(sigmoid_parts)(z, zl, &s1, &s2);
-    return (T)FA(mul_parts)((W)x, m, s1, s2);
+    W s1, s2, ml, m = FA(sigmoid_parts_lo)(z, zl, &s1, &s2, &ml);
+    return (T)FA(mul_parts_lo)((W)x, m, ml, s1, s2);
 }
 /* swish'(x; beta) = silu'(z) with z = beta*x = zh + zl.  With e = exp(-|z|),
  * silu'(z) = N/(1+e)^2, N = 1 + e + z*e for z >= 0 (all terms positive) and
@@ -533,17 +558,17 @@ FA_INLINE T FA(mish_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
     W v = x > FA_MISH_LINEAR_ABOVE ? (W)FA_MISH_LINEAR_ABOVE : (W)x;
-    W s1, s2, em = FA(exp_parts)(v, 0, &s1, &s2), e = (em * s1) * s2;
+    W s1, s2, eml, em = FA(exp_parts_lo)(v, 0, &s1, &s2, &eml), e = (em * s1) * s2;
     /* n = e*(e + 2) = 2e + e^2 as double-doubles: the numerator in parts
      * (em times the scales), the denominator n + 2 in full. */
     W tl, t = fa_two_sum(2, e, &tl);
     W nml, nm = fa_two_prod(em, t, &nml);
-    nml += em * tl;
+    nml += em * tl + eml * t;
     W ql, q = fa_two_prod(e, e, &ql);
     W nl, n = fa_two_sum(2 * e, q, &nl);
     nl += ql;
-    W r = FA(div_sum2)(nm, nml, n, 2 + nl);
-    return x > FA_MISH_LINEAR_ABOVE ? x : (T)FA(mul_parts)((W)x, r, s1, s2);
+    W rl, r = FA(div_sum2_lo)(nm, nml, n, 2 + nl, &rl);
+    return x > FA_MISH_LINEAR_ABOVE ? x : (T)FA(mul_parts_lo)((W)x, r, rl, s1, s2);
 }
 /* mish' = t + x*sigmoid(x)*(1 - t^2) with t = n/q, q = n + 2, reduces to
  * e*B/q^2 with B = 4(1 + x) + e*((6 + 4x) + e*(4 + e)): the terms of B
@@ -667,8 +692,8 @@ FA_INLINE W FA(gelu_tanh_u2)(W v, W *u2l)
 FA_INLINE T FA(gelu_tanh_fwd)(T x)
 {
     W u2l, u2 = FA(gelu_tanh_u2)((W)x, &u2l);
-    W s1, s2, m = FA(sigmoid_parts)(u2, u2l, &s1, &s2);
-    return (T)FA(mul_parts)((W)x, m, s1, s2);
+    W s1, s2, ml, m = FA(sigmoid_parts_lo)(u2, u2l, &s1, &s2, &ml);
+    return (T)FA(mul_parts_lo)((W)x, m, ml, s1, s2);
 }
 /* sigmoid(2u) + x*(2u)'*sigmoid'(2u): for 2u < 0 both terms carry the
  * exponential's scale, applied last. */

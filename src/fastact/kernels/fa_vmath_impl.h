@@ -47,7 +47,7 @@ FA_INLINE double FA(expm1_reduced)(double x, double xl, double *k)
  * a result that overflows or is subnormal is rounded once, by the last
  * multiplication (callers that multiply m by more factors apply s1, s2
  * last, for the same reason). */
-FA_INLINE double FA(exp_parts)(double x, double xl, double *s1, double *s2)
+FA_INLINE double FA(exp_parts_lo)(double x, double xl, double *s1, double *s2, double *lo)
 {
     double k, p = FA(expm1_reduced)(x, xl, &k);
     double k1 = fa_round_int(k * 0.5);
@@ -55,7 +55,14 @@ FA_INLINE double FA(exp_parts)(double x, double xl, double *s1, double *s2)
     *s2 = fa_pow2i(k - k1);
     /* below the clamp the value is taken as exactly 0, so that no factor
      * (up to 2^600) can lift the clamped mantissa back into range */
-    return x < -1400 ? 0 : 1 + p;
+    double m = 1 + p;
+    *lo = x < -1400 ? 0 : (1 - m) + p; /* the rounding of 1 + p (Fast2Sum) */
+    return x < -1400 ? 0 : m;
+}
+FA_INLINE double FA(exp_parts)(double x, double xl, double *s1, double *s2)
+{
+    double lo;
+    return FA(exp_parts_lo)(x, xl, s1, s2, &lo);
 }
 FA_INLINE double FA(exp_dd)(double x, double xl)
 {
@@ -119,7 +126,8 @@ FA_INLINE double FA(erfc_pos_parts)(double zh, double zl, double *s1, double *s2
 /* n/(a + b): for FA_PRECISE the rounding of a + b is kept and
  * the quotient corrected by one Newton step on the exact residual, so the
  * result is within about 0.5 ULP plus the error of n. */
-FA_INLINE double FA(div_sum2)(double n, double nl, double a, double b)
+/* The same as q + *lo, unrounded, for a caller that multiplies it. */
+FA_INLINE double FA(div_sum2_lo)(double n, double nl, double a, double b, double *lo)
 {
 #if FA_PRECISE
     double dl, d = fa_two_sum(a, b, &dl);
@@ -127,11 +135,18 @@ FA_INLINE double FA(div_sum2)(double n, double nl, double a, double b)
     double ql, qd = fa_two_prod(q, d, &ql);
     /* n + nl - q*(d + dl) = (n - qd) - ql + nl - q*dl; n - qd is exact. */
     double res = (((n - qd) - ql) + nl) - q * dl;
-    return q + res / d;
+    *lo = res / d;
+    return q;
 #else
     (void)nl;
+    *lo = 0;
     return n / (a + b);
 #endif
+}
+FA_INLINE double FA(div_sum2)(double n, double nl, double a, double b)
+{
+    double lo, q = FA(div_sum2_lo)(n, nl, a, b, &lo);
+    return q + lo;
 }
 FA_INLINE double FA(div_sum)(double n, double a, double b)
 {
