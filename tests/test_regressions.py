@@ -133,3 +133,17 @@ def test_celu_negative_alpha_large_quotient(dtype):
         want = ref.evaluate(ref.REFERENCE["celu"][0], x, {"alpha": -1.5}, None)
         err = ref.ulp_error(got, want, dtype)
         assert err.max() <= 2, (backend, err, got)
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_elu_backward_large_alpha_is_one_above_zero(backend, dtype):
+    """fuzz_boundary 200: the NumPy backend formed alpha*e + (1 - alpha) for
+    x > 0, which cancels to 0 for alpha = 1e300 (and is inexact for others)."""
+    fa = functions_for(backend)
+    x = np.array([0.5, 2.2e-38, 3.0, -1.0], dtype)
+    g = np.array([1.0, -3.0, 0.25, 0.0], dtype)
+    for alpha in (1e300 if dtype == np.float64 else 1e30, 3.7):
+        got = fa.elu_backward(g, x, alpha=alpha)
+        assert_same(got[:3], g[:3], f"elu_backward alpha={alpha}")
+    got = fa.selu_backward(g, x)
+    assert_same(got[:3], (g[:3] * np.asarray(R.SELU_SCALE, dtype)).astype(dtype), "selu_backward")

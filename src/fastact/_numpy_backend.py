@@ -2041,13 +2041,11 @@ def elu_forward(x, p):
 
 
 def _k_step(out, x, c, t):
-    """out += c where x > 0 (c a scalar)."""
-    if c != 0:
-        m = t.view(np.bool_)[:x.size]
-        np.greater(x, 0, out=m)
-        tt = _rows(2, x.size)[1]
-        np.multiply(m, c, out=tt)
-        out += tt
+    """out = c where x > 0 (c a scalar).  A select, not out += c - out: with a
+    large alpha, alpha + (1 - alpha) cancels to 0 (fuzz_boundary, issue 4)."""
+    m = t.view(np.bool_)[:x.size]
+    np.greater(x, 0, out=m)
+    np.copyto(out, c, where=m)
 
 
 def _k_elu_grad(out, g, x, p, f32):
@@ -2058,7 +2056,7 @@ def _k_elu_grad(out, g, x, p, f32):
     np.exp(out, out=out)
     if alpha != 1:
         out *= alpha
-        _k_step(out, x, 1.0 - alpha, t)
+        _k_step(out, x, 1.0, t)
     out *= g
 
 
@@ -2097,7 +2095,7 @@ def _k_selu_grad(out, g, x, p, f32):
         out += t
     else:
         out *= _SELU_SA[0]
-    _k_step(out, x, SELU_SCALE - _SELU_SA[0], t)
+    _k_step(out, x, SELU_SCALE, t)
     out *= g
 
 
