@@ -147,3 +147,26 @@ def test_elu_backward_large_alpha_is_one_above_zero(backend, dtype):
         assert_same(got[:3], g[:3], f"elu_backward alpha={alpha}")
     got = fa.selu_backward(g, x)
     assert_same(got[:3], (g[:3] * np.asarray(R.SELU_SCALE, dtype)).astype(dtype), "selu_backward")
+
+
+NUMPY_CELU_OVERFLOW = pytest.mark.xfail(
+    strict=True, reason="open defect (issue 4): the NumPy backend forms exp(x/alpha) "
+                        "before multiplying by g, so it overflows to inf (or 0*inf = NaN)")
+
+
+@pytest.mark.parametrize("backend", [pytest.param(n, marks=NUMPY_CELU_OVERFLOW)
+                                     if n == "numpy" else n for n in BACKEND_NAMES])
+def test_celu_backward_negative_alpha_huge_derivative(backend):
+    """fuzz_boundary 200 (issue 4): celu'(x) = exp(x/alpha) exceeds float64's
+    range for alpha < 0 (x=-365, alpha=-0.5: e^730) while g*celu'(x) is finite;
+    native clamped exp at 710 and returned g*e^710, 9 orders of magnitude off."""
+    import reference as ref
+    fa = functions_for(backend)
+    x = np.array([-365.0, -9416.0, -300.0])
+    g = np.array([8.05e-23, 0.0, 1e-200])
+    got = fa.celu_backward(g, x, alpha=-0.5)
+    want = [ref.mpf(gi) * ref.REFERENCE["celu"][1](ref.mpf(xi), {"alpha": -0.5})
+            for gi, xi in zip(g, x)]
+    assert got[1] == 0
+    err = ref.ulp_error(got[[0, 2]], [want[0], want[2]], np.float64)
+    assert err.max() <= 4, (got, err)

@@ -49,7 +49,10 @@ FA_INLINE T FA(scale_parts)(T g, W d, W s1, W s2)
      * form it first (g*d could underflow); scales < 1: g*(d*s1) cannot
      * overflow, and s2 rounds the possibly subnormal result. */
     W full = (d * s1) * s2;
-    W v = s1 >= 1 ? (W)g * full : ((W)g * (d * s1)) * s2;
+    /* ... unless f' itself overflows (celu with alpha < 0: exp(x/alpha) up
+     * to e^1400) while g*f' does not: then g*d*s1 first */
+    W big = isinf(full) ? (((W)g * d) * s1) * s2 : (W)g * full;
+    W v = s1 >= 1 ? big : ((W)g * (d * s1)) * s2;
     return d == 0 ? (g == g ? (T)0 : g) : (T)v;
 }
 FA_INLINE T FA(scale_w)(T g, W d)

@@ -27,16 +27,17 @@
 #define FA_ERFC_K 3.5
 
 /* The shared reduction of exp and expm1: x = k*ln2 + r, |r| <= ln2/2, with
- * x + xl (xl a small low part) clamped to [-1400, 710]: exp overflows above
- * 710, and below -1400 even a mantissa multiplied by 2^300 before its
- * scales are applied (FA(exp_parts)) underflows to 0; returns expm1(r),
- * sets *k. */
+ * x + xl (xl a small low part) clamped to [-1400, 1400]: exp overflows
+ * above 710, but a mantissa with its two scales (FA(exp_parts)) carries
+ * e^x up to e^1400 to a caller that multiplies it by a tiny factor first
+ * (celu' with alpha < 0); below -1400 even a mantissa multiplied by 2^600
+ * underflows to 0.  Returns expm1(r), sets *k. */
 FA_INLINE double FA(expm1_reduced)(double x, double xl, double *k)
 {
-    /* x < -1400 or x > 710 (one comparison: GCC 12 cannot vectorise some
+    /* |x| > 1400 (one comparison: GCC 12 cannot vectorise some
      * combinations of masks): a low part of a clamped x may be NaN */
-    xl = fabs(x + 345) > 1055 ? 0 : xl;
-    x = x < -1400 ? -1400 : (x > 710 ? 710 : x); /* NaN passes through */
+    xl = fabs(x) > 1400 ? 0 : xl;
+    x = x < -1400 ? -1400 : (x > 1400 ? 1400 : x); /* NaN passes through */
     double kd = fa_round_int(x * FA_LOG2E);
     double r = (x - kd * FA_LN2_HI) + (xl - kd * FA_LN2_LO);
     *k = kd;
@@ -80,7 +81,7 @@ FA_INLINE double FA(exp_w)(double x)
  * gives p itself.  Below x = -40, expm1 rounds to -1. */
 FA_INLINE double FA(expm1_w)(double x)
 {
-    double k, p = FA(expm1_reduced)(x < -40 ? -40 : x, 0, &k);
+    double k, p = FA(expm1_reduced)(x < -40 ? -40 : (x > 710 ? 710 : x), 0, &k);
     double h = fa_pow2i(k - 1);
     return k == 0 ? p : 2 * (h * p + (h - 0.5)); /* k = 0: p exactly, also subnormal */
 }
