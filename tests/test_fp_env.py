@@ -55,7 +55,12 @@ def helper(tmp_path_factory):
     src = d / "helper.c"
     src.write_text(HELPER)
     lib = d / "helper.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", str(src), "-o", str(lib)], check=True)
+    try:
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", str(src), "-o", str(lib)], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        # CI tests the installed wheel where no compiler can be found, on purpose
+        pytest.skip(f"no working C compiler to build the MXCSR reader: {exc}")
     return str(lib)
 
 
