@@ -437,3 +437,30 @@ def test_sixteen_threads_soak_short(backend):
     r = soak_threads.soak(seconds=1.0, n_threads=16, backend=backend)
     assert r["calls"] >= 16 and r["min_calls_per_thread"] >= 1
     assert r["set_num_threads_flips"] >= 1
+
+
+def test_thresholds_per_family():
+    """Transcendental calls go parallel from PARALLEL_MIN_ELEMENTS_SMOOTH on,
+    piecewise-linear ones only from PARALLEL_MIN_ELEMENTS (the measured
+    crossovers of benchmarks/threshold.py differ by 2^4)."""
+    small, big = _threads.PARALLEL_MIN_ELEMENTS_SMOOTH, _threads.PARALLEL_MIN_ELEMENTS
+    assert small < big
+    with fastact.num_threads(2):
+        assert _threads.threads_for(small - 1, True) == 1
+        assert _threads.threads_for(small, True) == min(2, fastact.get_num_threads())
+        assert _threads.threads_for(small, False) == 1
+        assert _threads.threads_for(big, False) == min(2, fastact.get_num_threads())
+    assert fastact.config()["parallel_min_elements_smooth"] == small
+
+
+@needs_openmp
+def test_smooth_call_above_its_threshold_runs_parallel():
+    code = f"""
+        import numpy as np, fastact
+        fastact.set_num_threads(2)
+        fastact.gelu(np.ones({2 * _threads.PARALLEL_MIN_ELEMENTS_SMOOTH}))
+        print(fastact._BACKENDS["native"].m.parallel_used())
+    """
+    if CPUS < 2:
+        pytest.skip("one CPU")
+    assert run_python(code) == "True"

@@ -7,6 +7,7 @@ and the README.  The public functions are generated from the registry
 
 from . import _registry
 from ._api import build_functions, load_backends
+from . import _threads
 from ._threads import PARALLEL_MIN_ELEMENTS, get_num_threads, num_threads, set_num_threads
 from ._version import __version__
 
@@ -42,6 +43,7 @@ def config():
         "openmp": openmp,
         "num_threads": get_num_threads(),
         "parallel_min_elements": PARALLEL_MIN_ELEMENTS,
+        "parallel_min_elements_smooth": _threads.PARALLEL_MIN_ELEMENTS_SMOOTH,
         "numpy": numpy.__version__,
         "numpy_backend_erfc": _numpy_backend.ERFC,
     }

@@ -321,7 +321,8 @@ class NativeBackend:
     def forward(self, act, x, out, bias, p):
         vec, key = _native_params(act, p)
         self.m.forward(R.op_code(act.name), x.reshape(-1), out.reshape(-1),
-                       self._bias(bias, x.dtype), vec, key, _threads.threads_for(x.size))
+                       self._bias(bias, x.dtype), vec, key,
+                       _threads.threads_for(x.size, not act.exact))
 
     def forward_small(self, act, x, out, p):
         """The fast path of small calls (see _ElementwiseDriver.forward): x and
@@ -329,17 +330,18 @@ class NativeBackend:
         partially overlaps x (nothing computed)."""
         vec, key = _native_params(act, p) if act.params else ((), 0)
         return self.m.forward_contiguous(_OP_CODES[act.name], x, out, x.dtype == _F64,
-                                         vec, key, _threads.threads_for(x.size))
+                                         vec, key, _threads.threads_for(x.size, not act.exact))
 
     def backward(self, act, g, x, out, bias, p):
         vec, key = _native_params(act, p)
         self.m.backward(R.op_code(act.name), g.reshape(-1), x.reshape(-1), out.reshape(-1),
-                        self._bias(bias, x.dtype), vec, key, _threads.threads_for(x.size))
+                        self._bias(bias, x.dtype), vec, key,
+                        _threads.threads_for(x.size, not act.exact))
 
     def backward_y(self, act, g, y, out, p):
         vec, _ = _native_params(act, p)
         self.m.backward_y(R.op_code(act.name), g.reshape(-1), y.reshape(-1), out.reshape(-1),
-                          vec, _threads.threads_for(y.size))
+                          vec, _threads.threads_for(y.size, not act.exact))
 
     def prelu(self, x, w, out, bias, dims, p):
         self.m.prelu(x.reshape(-1), w, out.reshape(-1), self._bias(bias, x.dtype), *dims,
@@ -351,11 +353,11 @@ class NativeBackend:
 
     def softmax(self, act, x, out, dims, p):
         self.m.softmax(act.name == "log_softmax", x.reshape(-1), out.reshape(-1), *dims,
-                       _threads.threads_for(x.size))
+                       _threads.threads_for(x.size, True))
 
     def softmax_backward(self, act, g, y, out, dims, p):
         self.m.softmax_backward(act.name == "log_softmax", g.reshape(-1), y.reshape(-1),
-                                out.reshape(-1), *dims, _threads.threads_for(y.size))
+                                out.reshape(-1), *dims, _threads.threads_for(y.size, True))
 
     def maxout(self, x, out, dims, p):
         outer, K, pieces, inner = dims

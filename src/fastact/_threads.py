@@ -15,8 +15,10 @@ threadpoolctl: fastact's OpenMP runtime is the libgomp its extension links
 (bundled in the wheel), which ``threadpoolctl.threadpool_info()`` lists;
 ``threadpool_limits(n)`` sets OpenMP's thread count, which step 4 reads live.
 
-Arrays smaller than :data:`PARALLEL_MIN_ELEMENTS` run on one thread: below it
-the cost of waking a second thread exceeds the work (measured with
+Arrays smaller than :data:`PARALLEL_MIN_ELEMENTS` (piecewise-linear
+activations, maxout, prelu) or :data:`PARALLEL_MIN_ELEMENTS_SMOOTH` (the
+transcendental ones, softmax included) run on one thread: below it the cost
+of waking a second thread exceeds the work (measured with
 ``benchmarks/threshold.py``; see the README).
 
 Fork safety: GNU OpenMP hangs in a child forked after the parent ran a
@@ -31,11 +33,16 @@ import math
 import os
 import threading
 
-#: Below this many elements a call runs on one thread.  Measured on a 2-core
-#: x86-64 (benchmarks/threshold.py): the two-thread time of a cheap op (relu)
-#: and of a transcendental one (gelu) overtakes the one-thread time between
-#: the sizes listed in the README; this is the larger crossing, rounded up.
+#: Below this many elements a piecewise-linear call runs on one thread.
+#: Measured on a 2-core x86-64 with the SIMD kernels (benchmarks/threshold.py):
+#: two threads overtake one from 2^15 (relu float32) and 2^14 (float64); kept
+#: one power of two above, as these calls are memory-bound and noisy.
 PARALLEL_MIN_ELEMENTS = 1 << 16
+
+#: The same for the transcendental activations (and softmax): measured
+#: crossovers 2^10 (gelu, softplus), 2^11 (sigmoid float32), 2^12 (elu);
+#: the largest.
+PARALLEL_MIN_ELEMENTS_SMOOTH = 1 << 12
 
 _local = threading.local()
 _process_default: int | None = None
@@ -175,9 +182,10 @@ def num_threads(n: int):
         _local.limit = previous
 
 
-def threads_for(size: int) -> int:
-    """Threads for a call over ``size`` elements."""
-    if size < PARALLEL_MIN_ELEMENTS:
+def threads_for(size: int, smooth: bool = False) -> int:
+    """Threads for a call over ``size`` elements of a transcendental
+    (``smooth``) or piecewise-linear activation."""
+    if size < (PARALLEL_MIN_ELEMENTS_SMOOTH if smooth else PARALLEL_MIN_ELEMENTS):
         return 1
     return get_num_threads()
 
