@@ -99,7 +99,10 @@ def _backward(df):
     df may also return (d, k) with f'(x) = d*2**-k (k an integer array, see
     :func:`_exp_k`): where f'(x) underflows but g*f'(x) does not (|g| near
     the float64 maximum), g*d is formed first (|d| <= 1 there, so it cannot
-    overflow) and the power of 2 applied last."""
+    overflow) and the power of 2 applied last; likewise where f'(x)
+    overflows but g*f'(x) does not (celu with alpha < 0 and |g| tiny):
+    there d ~ 2**450 and k < 0, so that g*d is normal for every nonzero g
+    (subnormal ones included) and the one rounding is that of g*d."""
 
     @functools.wraps(df)
     def backward(g, x, p):
@@ -321,14 +324,36 @@ def _deep(v):
     return (v < _DEEP_TOP) & (v > _DEEP_BOTTOM)
 
 
-def _exp_k(v, vl=0.0):
+# The mirror image: above exp's argument 700 (celu' = exp(x/alpha) with
+# alpha < 0) the derivative overflows, or nearly, while g*f'(x) need not
+# for |g| down to the smallest subnormal (up to v ~ 1454.2; from there on
+# it is +-inf for every g != 0). Those elements (``_high``, +inf included,
+# where the limit of g*f' is +-inf, or 0 for g = 0) get f' = d*2**-k with
+# k < 0; v is clipped at 1600, which keeps every g != 0 at +-inf.
+_HIGH_BOTTOM, _HIGH_TOP = 700.0, 1600.0
+
+
+def _high(v):
+    """Whether exp(v) is to be carried scaled (v > 700, +inf included)."""
+    return v > _HIGH_BOTTOM
+
+
+def _exp_k(v, vl=0.0, high=False):
     """exp(v + vl) = e*2**-k with e ~ 2**-450 (normal), for the elements
-    where :func:`_deep` (v); elsewhere the values are to be discarded.
+    where :func:`_deep` (v); with ``high``, e ~ 2**450 for those where
+    :func:`_high` (v) (v above 1600 taken as 1600); elsewhere the values
+    are to be discarded.
     v + k ln 2 = (v + k*LN2_HI) + k*LN2_LO: the first sum is exact
-    (k*LN2_HI has at most 43 bits, and Sterbenz), the second kept as a
-    double-double whose low part (with vl, |vl| << 1) enters to first order."""
-    vc = np.clip(v, _DEEP_BOTTOM, _DEEP_TOP)
-    k = np.rint(vc * (-1.0 / _LN2_HI)) - 450.0
+    (k*LN2_HI has at most 43 bits, and Sterbenz: |k ln 2| is between 0.55
+    and 0.81 times |v|), the second kept as a double-double whose low part
+    (with vl, |vl| << 1) enters to first order."""
+    if high:
+        vc = np.clip(v, _HIGH_BOTTOM, _HIGH_TOP)
+        k = np.rint(vc * (-1.0 / _LN2_HI)) + 450.0
+        vl = np.where(v <= _HIGH_TOP, vl, 0.0)  # a clipped v's vl is not small
+    else:
+        vc = np.clip(v, _DEEP_BOTTOM, _DEEP_TOP)
+        k = np.rint(vc * (-1.0 / _LN2_HI)) - 450.0
     s, c = _two_sum(vc + k * _LN2_HI, k * _LN2_LO)
     e = np.exp(s)
     return e + e * (c + _finite_or_zero(vl)), k.astype(np.int64)
@@ -719,10 +744,18 @@ def _c_celu_forward(x, p):
 
 @_backward
 def _c_celu_backward(x, p):
-    t, tl = _divided_arg(x, p["alpha"])
+    alpha = p["alpha"]
+    t, tl = _divided_arg(x, alpha)
     e = np.exp(t)
     d = np.where(x > 0, 1.0, e + _finite_or_zero(tl * e))
-    return _with_deep(d, _deep(t) & ~(x > 0), _exp_k(t, tl))
+    # x <= 0: t = x/alpha <= 0 for alpha > 0, where exp(t) underflows;
+    # t >= 0 for alpha < 0, where it overflows (e^730 at x = -365, alpha =
+    # -0.5) while g*e^t need not, and x = -inf gives 0 for g = 0
+    high = alpha < 0
+    far = (_high(t) if high else _deep(t)) & ~(x > 0)
+    if not far.any():  # the usual case (this runs on every element for alpha < 0)
+        return d
+    return _with_deep(d, far, _exp_k(t, tl, high))
 
 
 _MISH_LINEAR = 40.0  # mish(x) = x and mish'(x) = 1 in float64 from here on
