@@ -193,16 +193,7 @@ def test_celu_backward_negative_alpha_huge_derivative_special(backend, dtype):
     assert err.max() <= (0.501 if dtype == np.float32 else 4), (got, err)
 
 
-NATIVE_CELU_CLAMP = pytest.mark.xfail(
-    strict=True, reason="open defect: the native kernels clamp x/alpha at 1400 (fa_vmath_impl.h, "
-                        "FA(expm1_reduced)), so g*e^t for t > 1400 comes out as g*e^1400")
-NATIVE_CELU_SUBNORMAL_G = pytest.mark.xfail(
-    strict=True, reason="open defect: the native scale_parts forms g*m (m ~ 1) before the "
-                        "scales where e^t overflows, so a subnormal g rounds in the subnormals")
-
-
-@pytest.mark.parametrize("backend", [pytest.param(n, marks=NATIVE_CELU_CLAMP)
-                                     if n == "native" else n for n in BACKEND_NAMES])
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_celu_backward_negative_alpha_beyond_e1400(backend):
     """g*exp(x/alpha) for x/alpha between 1400 and 1454.2 is finite for a
     subnormal g (x=-727, alpha=-0.5, g=2**-1074: 1.4387e308), and beyond
@@ -219,8 +210,7 @@ def test_celu_backward_negative_alpha_beyond_e1400(backend):
     assert err.max() <= 4, (got, err)
 
 
-@pytest.mark.parametrize("backend", [pytest.param(n, marks=NATIVE_CELU_SUBNORMAL_G)
-                                     if n == "native" else n for n in BACKEND_NAMES])
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_celu_backward_negative_alpha_subnormal_g(backend):
     """g*exp(x/alpha) with exp(x/alpha) beyond float64's range and g subnormal
     (a few significant bits) is a normal number: rounded once, its error is

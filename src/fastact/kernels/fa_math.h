@@ -51,8 +51,10 @@ FA_INLINE T FA(scale_parts)(T g, W d, W s1, W s2)
      * overflow, and s2 rounds the possibly subnormal result. */
     W full = (d * s1) * s2;
     /* ... unless f' itself overflows (celu with alpha < 0: exp(x/alpha) up
-     * to e^1400) while g*f' does not: then g*d*s1 first */
-    W big = isinf(full) ? (((W)g * d) * s1) * s2 : (W)g * full;
+     * to e^1460) while g*f' does not (|g| < 1): then g*s1 first, which is
+     * exact (s1 >= 2^512 there, so even a subnormal g becomes normal), and
+     * d multiplies a normal number and rounds once */
+    W big = isinf(full) ? (((W)g * s1) * d) * s2 : (W)g * full;
     W v = s1 >= 1 ? big : ((W)g * (d * s1)) * s2;
     return d == 0 ? (g == g ? (T)0 : g) : (T)v;
 }
@@ -107,7 +109,7 @@ FA_INLINE W FA(mul_dd)(W a, W x, W *zl)
     *zl = fabs(z) <= DBL_MAX ? *zl : 0; /* a*x overflowed: no low part */
     return z;
 #else
-    *zl = 0;
+    *zl = -0.0; /* z + -0.0 folds to z (see FA(exp_parts_lo)) */
     return a * x;
 #endif
 }
