@@ -40,8 +40,12 @@ SIZES = tuple(2**k for k in range(10, 21))
 
 def kernel_call(native, op, dtype, n, nthreads):
     """The zero-argument native forward call of ``op`` on ``n`` elements."""
-    act = R.BY_NAME[op]
-    vec, key = _native_params(act, _bench.param_values(act))
+    act = R.OP_ACTIVATION[op]
+    values = _bench.param_values(act)
+    for param in act.params:  # the form the op computes (gelu_tanh)
+        if param.native == "op":
+            values[param.name] = param.choices[act.native_op_names.index(op)]
+    vec, key = _native_params(act, values)
     code = R.op_code(op)
     x = _bench.make_input(act, dtype, n)
     y = np.empty_like(x)

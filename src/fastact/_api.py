@@ -320,7 +320,7 @@ class NativeBackend:
 
     def forward(self, act, x, out, bias, p):
         vec, key = _native_params(act, p)
-        self.m.forward(R.op_code(act.name), x.reshape(-1), out.reshape(-1),
+        self.m.forward(_OP_CODES[act.native_op(p)], x.reshape(-1), out.reshape(-1),
                        self._bias(bias, x.dtype), vec, key,
                        _threads.threads_for(x.size, not act.exact))
 
@@ -329,18 +329,18 @@ class NativeBackend:
         out C-contiguous, aligned, native, one dtype and shape; False if out
         partially overlaps x (nothing computed)."""
         vec, key = _native_params(act, p) if act.params else ((), 0)
-        return self.m.forward_contiguous(_OP_CODES[act.name], x, out, x.dtype == _F64,
+        return self.m.forward_contiguous(_OP_CODES[act.native_op(p)], x, out, x.dtype == _F64,
                                          vec, key, _threads.threads_for(x.size, not act.exact))
 
     def backward(self, act, g, x, out, bias, p):
         vec, key = _native_params(act, p)
-        self.m.backward(R.op_code(act.name), g.reshape(-1), x.reshape(-1), out.reshape(-1),
+        self.m.backward(_OP_CODES[act.native_op(p)], g.reshape(-1), x.reshape(-1), out.reshape(-1),
                         self._bias(bias, x.dtype), vec, key,
                         _threads.threads_for(x.size, not act.exact))
 
     def backward_y(self, act, g, y, out, p):
         vec, _ = _native_params(act, p)
-        self.m.backward_y(R.op_code(act.name), g.reshape(-1), y.reshape(-1), out.reshape(-1),
+        self.m.backward_y(_OP_CODES[act.native_op(p)], g.reshape(-1), y.reshape(-1), out.reshape(-1),
                           vec, _threads.threads_for(y.size, not act.exact))
 
     def prelu(self, x, w, out, bias, dims, p):
@@ -381,8 +381,8 @@ class _Driver:
         self.bname = act.name + "_backward"
 
 
-#: op codes of the element-wise activations, looked up once.
-_OP_CODES = {name: R.op_code(name) for name in R.NATIVE_OPS}
+#: op codes of the element-wise C ops, looked up once.
+_OP_CODES = {op: R.op_code(op) for op in R.NATIVE_OPS}
 
 #: dtypes of the fast path: native-endian float32/float64 (byte-swapped
 #: dtypes compare unequal).

@@ -47,8 +47,10 @@ class Param:
     ``check`` returns True for an acceptable value; ``expect`` says in words
     what is acceptable and goes into the ``ValueError`` message. ``native``
     says how the value reaches the C kernels: ``"p"`` (the next slot of the
-    ``double p[4]`` vector), ``"key"`` (the 64-bit generator key), or ``None``
-    (handled by the Python driver, e.g. ``axis``).
+    ``double p[4]`` vector), ``"key"`` (the 64-bit generator key), ``"op"``
+    (a ``choice`` that selects a compiled op of its own, see
+    :attr:`Activation.native_op_names`), or ``None`` (handled by the Python
+    driver, e.g. ``axis``).
     """
 
     name: str
@@ -146,6 +148,27 @@ class Activation:
     @property
     def native_params(self) -> Tuple[Param, ...]:
         return tuple(p for p in self.params if p.native == "p")
+
+    @property
+    def native_op_names(self) -> Tuple[str, ...]:
+        """The C ops of an element-wise activation: its name, or, with a
+        ``native="op"`` choice, one op per choice (the first is the name, the
+        others ``<name>_<choice>``).  A form chosen inside the loop body would
+        stop GCC vectorising the loop, or make it compute every form."""
+        if not self.has_native_op:
+            return ()
+        form = next((p for p in self.params if p.native == "op"), None)
+        if form is None:
+            return (self.name,)
+        return tuple(self.name if k == 0 else f"{self.name}_{choice}"
+                     for k, choice in enumerate(form.choices))
+
+    def native_op(self, values) -> str:
+        """The C op that computes this activation with parameter ``values``."""
+        for p in self.params:
+            if p.native == "op":
+                return self.native_op_names[p.choices.index(values[p.name])]
+        return self.name
 
 
 # --------------------------------------------------------------------------
@@ -504,7 +527,7 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         '"tanh": x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))/2',
         params=(Param("approximate", "none", 'The form: "none" (exact, erfc) or '
                       '"tanh" (the tanh approximation).', kind="choice",
-                      choices=("none", "tanh"), expect='"none" or "tanh"'),),
+                      choices=("none", "tanh"), expect='"none" or "tanh"', native="op"),),
         specials=(Special(-INF, 0.0, 0.0), Special(INF, INF, 1.0),
                   Special(0.0, 0.0, 0.5),
                   Special(-INF, 0.0, 0.0, params=(("approximate", "tanh"),)),
@@ -586,9 +609,13 @@ ACTIVATIONS: Tuple[Activation, ...] = (
 
 BY_NAME = {a.name: a for a in ACTIVATIONS}
 
-#: Element-wise activations in native op-code order (the code is the index).
-NATIVE_OPS: Tuple[str, ...] = tuple(a.name for a in ACTIVATIONS if a.has_native_op)
+#: The C ops of the element-wise activations in op-code order (the code is
+#: the index): one per activation, or one per form (gelu, gelu_tanh).
+NATIVE_OPS: Tuple[str, ...] = tuple(op for a in ACTIVATIONS for op in a.native_op_names)
+
+#: The activation each C op computes.
+OP_ACTIVATION = {op: a for a in ACTIVATIONS for op in a.native_op_names}
 
 
-def op_code(name: str) -> int:
-    return NATIVE_OPS.index(name)
+def op_code(op: str) -> int:
+    return NATIVE_OPS.index(op)

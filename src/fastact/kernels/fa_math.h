@@ -696,7 +696,7 @@ FA_INLINE W FA(gelu_tanh_u2)(W v, W *u2l)
     return FA_GELU_TANH_A_HI * v + FA_GELU_TANH_B_HI * v * v * v;
 #endif
 }
-FA_INLINE T FA(gelu_tanh_fwd)(T x)
+FA_INLINE T FA(gelu_tanh_form_fwd)(T x)
 {
     W u2l, u2 = FA(gelu_tanh_u2)((W)x, &u2l);
     W s1, s2, ml, m = FA(sigmoid_parts_lo)(u2, u2l, &s1, &s2, &ml);
@@ -721,33 +721,30 @@ FA_INLINE W FA(gelu_tanh_grad_parts)(T x, W *s1, W *s2)
     return FA(near_root_or)(fa_root_gelu_approximate_tanh, v, 0, d);
 }
 
-/* p[0]: 0 = "none" (erfc), 1 = "tanh".  float32 computes both forms and
- * selects: GCC does not unswitch a loop this large on p[0], and a branch
- * in the loop body stops vectorisation (measured: 8.8 ns/element before);
- * float64's erfc form is scalar x87 code, so it keeps the branch. */
+/* The two forms are two ops (the registry's gelu and gelu_tanh: a form
+ * chosen inside the loop body would stop GCC vectorising the loop, or make
+ * it compute both forms). */
 FA_INLINE T FA(gelu_fwd)(T x, const fa_params *P, int64_t i)
 {
-    (void)i;
-#if FA_PRECISE
-    return P->p[0] == 0 ? FA(gelu_erf_fwd)(x) : FA(gelu_tanh_fwd)(x);
-#else
-    T e = FA(gelu_erf_fwd)(x), t = FA(gelu_tanh_fwd)(x);
-    return P->p[0] == 0 ? e : t;
-#endif
+    (void)P; (void)i;
+    return FA(gelu_erf_fwd)(x);
 }
 FA_INLINE T FA(gelu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
-    (void)i;
-#if FA_PRECISE
-    W s1, s2, d = P->p[0] == 0 ? FA(gelu_erf_grad_parts)(x, &s1, &s2)
-                               : FA(gelu_tanh_grad_parts)(x, &s1, &s2);
+    (void)P; (void)i;
+    W s1, s2, d = FA(gelu_erf_grad_parts)(x, &s1, &s2);
     return FA(scale_parts)(g, d, s1, s2);
-#else
-    W e1, e2, t1, t2;
-    W de = FA(gelu_erf_grad_parts)(x, &e1, &e2), dt = FA(gelu_tanh_grad_parts)(x, &t1, &t2);
-    int erf_form = P->p[0] == 0;
-    return FA(scale_parts)(g, erf_form ? de : dt, erf_form ? e1 : t1, erf_form ? e2 : t2);
-#endif
+}
+FA_INLINE T FA(gelu_tanh_fwd)(T x, const fa_params *P, int64_t i)
+{
+    (void)P; (void)i;
+    return FA(gelu_tanh_form_fwd)(x);
+}
+FA_INLINE T FA(gelu_tanh_bwd)(T g, T x, const fa_params *P, int64_t i)
+{
+    (void)P; (void)i;
+    W s1, s2, d = FA(gelu_tanh_grad_parts)(x, &s1, &s2);
+    return FA(scale_parts)(g, d, s1, s2);
 }
 
 #undef FA_PARAM
