@@ -324,6 +324,24 @@ class NativeBackend:
                        self._bias(bias, x.dtype), vec, key,
                        _threads.threads_for(x.size, not act.exact))
 
+    def fast_ops(self, act):
+        """{form: _native.FastOp} of an element-wise activation with its
+        default parameters (form None, or each choice of a native="op"
+        parameter), or None where the activation has a generator key (rrelu)."""
+        if any(param.native == "key" or param.default is R.REQUIRED for param in act.params):
+            return None
+        values = _check_params(act, act.name, [param.default for param in act.params])
+        form = next((param for param in act.params if param.native == "op"), None)
+        max_n = (_threads.PARALLEL_MIN_ELEMENTS if act.exact
+                 else _threads.PARALLEL_MIN_ELEMENTS_SMOOTH)
+        fast = {}
+        for choice in (form.choices if form is not None else (None,)):
+            if form is not None:
+                values[form.name] = choice
+            vec, key = _native_params(act, values)
+            fast[choice] = self.m.FastOp(_OP_CODES[act.native_op(values)], vec, key, max_n)
+        return fast
+
     def forward_small(self, act, x, out, p):
         """The fast path of small calls (see _ElementwiseDriver.forward): x and
         out C-contiguous, aligned, native, one dtype and shape; False if out
@@ -572,8 +590,41 @@ def _param_text(param):
     return param.name if param.default is R.REQUIRED else f"{param.name}={param.default!r}"
 
 
-def _signatures(act):
-    """(forward source, backward source) of the public functions of ``act``."""
+def _is_default(param):
+    """Source of a test that the parameter holds its default value, of its
+    own type (a bool for a float is an error the general path reports)."""
+    n, d = param.name, param.default
+    if param.kind == "bool":
+        return f"{n} is {d!r}"
+    kind = {"float": "float", "int": "int", "choice": "str"}[param.kind]
+    return f"(type({n}) is {kind} and {n} == {d!r})"
+
+
+def _fast_lines(act):
+    """The first lines of an element-wise function's body (forward, backward):
+    a call with the default parameters (any form of a native="op" choice), no
+    bias (and no y) goes to the backend's FastOp (``_fast``, by form), which
+    returns None for every call it does not serve.  A 16-element call then
+    costs about as much as a NumPy ufunc's."""
+    cond = ["bias is None"] + [_is_default(p) for p in act.params if p.native != "op"]
+    form = next((p.name for p in act.params if p.native == "op"), None)
+    pick = ""
+    if form:  # _fast is {choice: FastOp}
+        pick = f"    _f = _fast.get({form}) if type({form}) is str else None\n"
+        cond.insert(0, "_f is not None")
+    f = "_f" if form else "_fast"
+    test = " and ".join(cond)
+    tail = "        if _r is not None:\n            return _r\n"
+    fwd = f"{pick}    if {test}:\n        _r = {f}.forward(x, out)\n{tail}"
+    if act.backward_from_y:
+        test += " and y is None"
+    bwd = f"{pick}    if {test}:\n        _r = {f}.backward(grad_output, x, out)\n{tail}"
+    return fwd, bwd
+
+
+def _signatures(act, fast=False):
+    """(forward source, backward source) of the public functions of ``act``;
+    with ``fast``, element-wise ones start with :func:`_fast_lines`."""
     pos = [p for p in act.params if not p.keyword_only]
     kw = [p for p in act.params if p.keyword_only]
     names = [p.name for p in act.params]
@@ -585,9 +636,11 @@ def _signatures(act):
         x_arg = "x=None" if act.backward_from_y else "x"
         y_arg = "y=None, " if act.backward_from_y else ""
         y_val = "y" if act.backward_from_y else "None"
-        return (f"def {n}(x{pos_text}, *, {kw_text}out=None, bias=None):\n"
+        fast_f, fast_b = _fast_lines(act) if fast else ("", "")
+        return (f"def {n}(x{pos_text}, *, {kw_text}out=None, bias=None):\n{fast_f}"
                 f"    return _driver.forward(x, {values}, out, bias)\n",
-                f"def {b}(grad_output, {x_arg}{pos_text}, *, {y_arg}{kw_text}out=None, bias=None):\n"
+                f"def {b}(grad_output, {x_arg}{pos_text}, *, {y_arg}{kw_text}out=None, "
+                f"bias=None):\n{fast_b}"
                 f"    return _driver.backward(grad_output, x, {values}, {y_val}, out, bias)\n")
     if act.kind == R.PRELU:
         return (f"def {n}(x{pos_text}, *, {kw_text}out=None, bias=None):\n"
@@ -621,9 +674,11 @@ def _route_dask(source, name):
     return head + "\n" + check + body
 
 
-def _make(source, name, driver, doc):
+def _make(source, name, driver, doc, fast=None):
     from . import _dask
-    namespace = {"_driver": driver, "_modules": sys.modules, "_dask": _dask}
+    if fast is not None and list(fast) == [None]:
+        fast = fast[None]
+    namespace = {"_driver": driver, "_modules": sys.modules, "_dask": _dask, "_fast": fast}
     source = _route_dask(source, name)
     exec(compile(source, f"<fastact.{name}>", "exec"), namespace)
     fn = namespace[name]
@@ -638,10 +693,12 @@ def build_functions(backend):
     functions = {}
     for act in R.ACTIVATIONS:
         driver = _DRIVERS[act.kind](act, backend)
-        fwd_src, bwd_src = _signatures(act)
-        functions[act.name] = _make(fwd_src, act.name, driver, forward_doc(act))
+        fast = (backend.fast_ops(act) if act.kind == R.ELEMENTWISE
+                and hasattr(backend, "fast_ops") else None)
+        fwd_src, bwd_src = _signatures(act, fast is not None)
+        functions[act.name] = _make(fwd_src, act.name, driver, forward_doc(act), fast)
         bname = act.name + "_backward"
-        functions[bname] = _make(bwd_src, bname, driver, backward_doc(act))
+        functions[bname] = _make(bwd_src, bname, driver, backward_doc(act), fast)
     return functions
 
 

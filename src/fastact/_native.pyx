@@ -201,6 +201,116 @@ def forward_contiguous(int op, cnp.ndarray x, cnp.ndarray y, bint f64, tuple par
     return True
 
 
+cdef inline cnp.ndarray _fast_array(object a, int64_t max_n):
+    """`a` if it is a NumPy ndarray (not a subclass) of native float32 or
+    float64, C-contiguous and aligned, of at least one dimension (0-d results
+    are the general path's business), with 1 <= size < max_n; else None."""
+    if type(a) is not cnp.ndarray:
+        return None
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        return None
+    if (not cnp.PyArray_ISCARRAY_RO(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)
+            or cnp.PyArray_NDIM(arr) == 0):
+        return None
+    cdef int64_t n = cnp.PyArray_SIZE(arr)
+    if n == 0 or n >= max_n:
+        return None
+    return arr
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
+    cdef int k, nd = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_NDIM(b) != nd or cnp.PyArray_TYPE(b) != cnp.PyArray_TYPE(a):
+        return False
+    for k in range(nd):
+        if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:
+            return False
+    return True
+
+
+cdef inline bint _overlaps(cnp.ndarray a, cnp.ndarray b):
+    """Whether two C-contiguous arrays share memory without being the same
+    buffer (a partial overlap, which the general path resolves by copying)."""
+    cdef char *p = <char *>cnp.PyArray_DATA(a)
+    cdef char *q = <char *>cnp.PyArray_DATA(b)
+    return p != q and p < q + cnp.PyArray_NBYTES(b) and q < p + cnp.PyArray_NBYTES(a)
+
+
+cdef inline cnp.ndarray _fast_out(object out, cnp.ndarray like):
+    """The destination: a new array like `like` for out None, `out` itself if
+    it is an ndarray of the same dtype and shape, C-contiguous, aligned and
+    writeable; else None (the general path validates and raises)."""
+    if out is None:
+        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like),
+                                 cnp.PyArray_TYPE(like), 0)
+    if type(out) is not cnp.ndarray:
+        return None
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if not cnp.PyArray_ISCARRAY(o) or not cnp.PyArray_ISNOTSWAPPED(o) or not _same_shape(o, like):
+        return None
+    return o
+
+
+cdef class FastOp:
+    """The small-call path of one element-wise C op with fixed parameters:
+    forward(x, out) and backward(g, x, out) for arrays of fewer than `max_n`
+    elements (one thread, as _threads.threads_for gives below its threshold),
+    with no bias, all of one float dtype and shape, C-contiguous, aligned and
+    native-endian, `out` None or such an array that is the input itself or
+    does not overlap it.  They return the result, or None -- having written
+    nothing -- for every other call, which then takes the general path of
+    _api.py (the same kernels, so the same bits).  The generated public
+    functions call them first (_api._fast_lines)."""
+    cdef int op
+    cdef fa_params P
+    cdef int64_t max_n
+
+    def __init__(self, int op, tuple params, uint64_t key, int64_t max_n):
+        self.op = op
+        self.P = _params(params, key)
+        self.max_n = max_n
+
+    def forward(self, x, out):
+        cdef cnp.ndarray xa = _fast_array(x, self.max_n)
+        if xa is None:
+            return None
+        cdef cnp.ndarray ya = _fast_out(out, xa)
+        if ya is None or _overlaps(xa, ya):
+            return None
+        cdef int64_t n = cnp.PyArray_SIZE(xa)
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *ys = cnp.PyArray_DATA(ya)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _table.forward_f64(self.op, <const double *>xs, <double *>ys, 0, n, NULL, 0, &self.P)
+            else:
+                _table.forward_f32(self.op, <const float *>xs, <float *>ys, 0, n, NULL, 0, &self.P)
+        return ya
+
+    def backward(self, g, x, out):
+        cdef cnp.ndarray ga = _fast_array(g, self.max_n)
+        cdef cnp.ndarray xa = _fast_array(x, self.max_n)
+        if ga is None or xa is None or not _same_shape(ga, xa):
+            return None
+        cdef cnp.ndarray oa = _fast_out(out, xa)
+        if oa is None or _overlaps(ga, oa) or _overlaps(xa, oa):
+            return None
+        cdef int64_t n = cnp.PyArray_SIZE(xa)
+        cdef void *gs = cnp.PyArray_DATA(ga)
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *os_ = cnp.PyArray_DATA(oa)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _table.backward_f64(self.op, <const double *>gs, <const double *>xs,
+                                    <double *>os_, 0, n, NULL, 0, &self.P)
+            else:
+                _table.backward_f32(self.op, <const float *>gs, <const float *>xs,
+                                    <float *>os_, 0, n, NULL, 0, &self.P)
+        return oa
+
+
 cdef inline void _backward(int op, const floating *g, const floating *x, floating *gi,
                            int64_t start, int64_t stop, const floating *b, int64_t ncols,
                            const fa_params *P) noexcept nogil:

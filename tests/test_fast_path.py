@@ -1,0 +1,159 @@
+"""The small-call path (_native.FastOp, called first by the generated
+element-wise functions): the same bits as the general path, used exactly for
+the calls it is meant for, and nothing written when it declines a call."""
+
+import numpy as np
+import pytest
+
+import fastact as fa
+from fastact import _api, _threads
+from fastact import _registry as R
+
+pytestmark = pytest.mark.skipif(fa.get_backend() != "native",
+                                reason="the small-call path belongs to the native backend")
+
+ELEMENTWISE = [a for a in R.ACTIVATIONS if a.kind == R.ELEMENTWISE]
+DTYPES = (np.float32, np.float64)
+
+
+def _forms(act):
+    """Keyword arguments of every form the fast path serves ({} or each choice)."""
+    form = next((p for p in act.params if p.native == "op"), None)
+    return [{}] if form is None else [{form.name: c} for c in form.choices]
+
+
+def _inputs(dtype, shape=(3, 7)):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x.flat[:6] = [0.0, -0.0, np.inf, -np.inf, np.nan, -1.2]
+    g = rng.standard_normal(shape).astype(dtype)
+    return g, x
+
+
+def _strided(a):
+    """A copy of `a` as a non-contiguous view: the general path."""
+    big = np.empty(a.shape + (2,), a.dtype)
+    view = big[..., 0]
+    view[...] = a
+    return view
+
+
+def _fast_op(name):
+    return getattr(fa, name).__globals__["_fast"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ELEMENTWISE, ids=lambda a: a.name)
+def test_same_bits_as_general_path(act, dtype):
+    f, b = getattr(fa, act.name), getattr(fa, act.name + "_backward")
+    g, x = _inputs(dtype)
+    for kw in _forms(act):
+        want = f(_strided(x), **kw)
+        assert np.array_equal(f(x, **kw), want, equal_nan=True)
+        out = np.full_like(x, 7)
+        assert f(x, out=out, **kw) is out and np.array_equal(out, want, equal_nan=True)
+        gwant = b(_strided(g), _strided(x), **kw)
+        assert np.array_equal(b(g, x, **kw), gwant, equal_nan=True)
+        inplace = x.copy()
+        assert b(g, inplace, out=inplace, **kw) is inplace
+        assert np.array_equal(inplace, gwant, equal_nan=True)
+
+
+def _spy(monkeypatch, name):
+    """Counts the calls that reach the general path of `name`'s driver."""
+    driver = getattr(fa, name).__globals__["_driver"]
+    calls = []
+    for method in ("forward", "backward"):
+        real = getattr(driver, method)
+        monkeypatch.setattr(driver, method,
+                            lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu", "gelu", "elu"])
+def test_small_default_calls_take_the_fast_path(monkeypatch, name):
+    calls = _spy(monkeypatch, name)
+    g, x = _inputs(np.float32, (16,))
+    getattr(fa, name)(x)
+    getattr(fa, name)(x, out=np.empty_like(x))
+    getattr(fa, name + "_backward")(g, x)
+    if name == "gelu":
+        fa.gelu(x, approximate="tanh")
+    assert calls == []
+
+
+def test_other_calls_take_the_general_path(monkeypatch):
+    calls = _spy(monkeypatch, "elu")
+    g, x = _inputs(np.float32, (16,))
+    n = _threads.PARALLEL_MIN_ELEMENTS_SMOOTH
+    cases = [
+        lambda: fa.elu(x, alpha=2.0),                       # a parameter given
+        lambda: fa.elu(x, alpha=1),                         # an int for a float: general path
+        lambda: fa.elu(x, bias=np.zeros(16, np.float32)),
+        lambda: fa.elu(x.astype(np.float16)),
+        lambda: fa.elu(x.astype(">f4")),                    # byte-swapped
+        lambda: fa.elu(x[::2]),                             # not contiguous
+        lambda: fa.elu(np.zeros(n, np.float32)),            # from the thread threshold on
+        lambda: fa.elu(np.array(1.0, np.float32)),          # 0-d
+        lambda: fa.elu(x, out=np.empty(16, np.float64)),    # out of another dtype
+        lambda: fa.elu(x.tolist()),
+        lambda: fa.elu_backward(g, x.astype(np.float64)),   # mixed dtypes
+        lambda: fa.elu_backward(g[:8], x[:8].reshape(2, 4)),  # shapes differ
+    ]
+    for k, case in enumerate(cases):
+        before = len(calls)
+        try:
+            case()
+        except (TypeError, ValueError):
+            pass
+        assert len(calls) == before + 1, k
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_declined_calls_write_nothing(dtype):
+    g, x = _inputs(dtype, (16,))
+    for out in (np.full(15, 3, dtype), np.full((16, 1), 3, dtype),
+                np.full(16, 3, np.float16)):
+        keep = out.copy()
+        with pytest.raises((TypeError, ValueError)):
+            fa.sigmoid(x, out=out)
+        assert np.array_equal(out, keep)
+    readonly = np.full(16, 3, dtype)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError):
+        fa.sigmoid_backward(g, x, out=readonly)
+    assert (readonly == 3).all()
+
+
+def test_partial_overlap_goes_general_and_is_right():
+    base = np.linspace(-3, 3, 33).astype(np.float32)
+    want = fa.silu(base[:32].copy())
+    buf = base.copy()
+    got = fa.silu(buf[:32], out=buf[1:])       # out overlaps x shifted by one
+    assert np.array_equal(got, want)
+    g = np.ones(33, np.float32)
+    gw = fa.silu_backward(g[:32].copy(), base[:32].copy())
+    buf = base.copy()
+    assert np.array_equal(fa.silu_backward(g[1:], buf[:32], out=buf[1:]), gw)
+
+
+def test_fast_op_declines_without_writing():
+    """FastOp itself: None for what it does not serve, and `out` untouched."""
+    op = _fast_op("tanh")
+    x = np.linspace(-1, 1, 8)
+    out = np.full(8, 5.0)
+    assert op.forward(x[::2], out[:4]) is None
+    assert op.forward(x, out.reshape(2, 4)) is None
+    assert op.forward(x, out[:7]) is None
+    assert op.backward(x, x[:4], out) is None
+    assert (out == 5.0).all()
+    assert op.forward(x, out) is out and np.allclose(out, np.tanh(x), rtol=1e-15, atol=0)
+
+
+def test_generated_source_names_the_defaults():
+    """The fast test is derived from the registry: one clause per parameter."""
+    for act in ELEMENTWISE:
+        fwd, _ = _api._signatures(act, fast=True)
+        for p in act.params:
+            if p.native != "op":
+                assert p.name in fwd.split("\n")[1] or p.name in fwd.split("\n")[2]
