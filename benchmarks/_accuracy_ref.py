@@ -357,7 +357,8 @@ def _swish(x, p, W, t):
 
 def _swish_d(x, p, W, t):
     zh, zl = _swish_arg(x, p, W)
-    return sigmoid(zh, zl) + zh * sigmoid_grad(zh, zl)
+    d = sigmoid_grad(zh, zl)
+    return sigmoid(zh, zl) + np.where(d == 0, 0, zh * d)  # the limits at +-inf: 1, 0
 
 
 def _mish_tq(x):

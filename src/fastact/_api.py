@@ -328,7 +328,8 @@ class NativeBackend:
         """{form: _native.FastOp} of an element-wise activation with its
         default parameters (form None, or each choice of a native="op"
         parameter), or None where the activation has a generator key (rrelu)."""
-        if any(param.native == "key" or param.default is R.REQUIRED for param in act.params):
+        if (not hasattr(self.m, "FastOp")  # an extension older than this file
+                or any(p.native == "key" or p.default is R.REQUIRED for p in act.params)):
             return None
         values = _check_params(act, act.name, [param.default for param in act.params])
         form = next((param for param in act.params if param.native == "op"), None)
