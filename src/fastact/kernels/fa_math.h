@@ -371,7 +371,7 @@ FA_INLINE T FA(celu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)i;
     W ql, q = FA(div_dd)((W)x, FA_PARAM(0), &ql);
-    W s1, s2, m = FA(exp_parts)(q, ql, &s1, &s2);
+    W s1, s2, m = FA(exp_parts_wide)(q, ql, &s1, &s2);
     return x > 0 ? FA(scale_w)(g, 1) : FA(scale_parts)(g, m, s1, s2);
 }
 
