@@ -2,6 +2,7 @@
 generated public functions (``fastact._api.build_functions``), parametrised
 over the registry, so nothing here lists activations by hand."""
 
+import os
 import types
 
 import numpy as np
@@ -10,6 +11,11 @@ import pytest
 import fastact
 from fastact import _api
 from fastact import _registry as R
+
+#: Running under tests/sanitize.sh (ASan preloaded): its allocator keeps freed
+#: memory in quarantine (RSS is no leak measure there), and qemu-user cannot
+#: host ASan's shadow memory.
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 BACKEND_NAMES = tuple(sorted(fastact._BACKENDS))
 DTYPES = (np.float32, np.float64)

@@ -14,11 +14,13 @@ import sys
 import pytest
 
 import fastact
+from conftest import UNDER_ASAN
 
 QEMU = shutil.which("qemu-x86_64")
 
 pytestmark = [
     pytest.mark.skipif(QEMU is None, reason="qemu-user (qemu-x86_64) is not installed"),
+    pytest.mark.skipif(UNDER_ASAN, reason="qemu-user cannot host ASan's shadow memory"),
     pytest.mark.skipif("native" not in fastact._BACKENDS, reason="no native backend"),
 ]
 
