@@ -147,6 +147,45 @@ FA_INLINE void FA(sum_add)(W *s, W *c, W e)
 #endif
 }
 
+/* The finishing steps of a slice, shared by both loops below.  The sum
+ * s + c of the terms other than one maximal element: ties - 1 (exact) is
+ * added to the high part first, and (m - m) makes it NaN for m = +-inf or
+ * NaN. */
+FA_INLINE void FA(softmax_total)(W ties, T m, W *s, W *c)
+{
+    W err, hi = fa_two_sum(ties - 1, *s, &err);
+    *s = hi + ((W)m - (W)m);
+    *c += err;
+}
+/* log_softmax: log1p(s + c) = l + c/(1 + s) with l = log1p(s), held as
+ * (*s, *c) = (l, c/(1 + s)) for FA(softmax_of); softmax: the denominator
+ * 1 + s + c as a double-double (*s, *c).  Once per slice, so not forced
+ * inline: inlined into FA(softmax_rows), it stopped GCC vectorising the
+ * summation loop there (measured: float32 rows of 1000 twice as slow). */
+static void FA(softmax_prepare)(int log_form, W *s, W *c)
+{
+    W err;
+    if (log_form) {
+        W l = FA(log1p_w)(*s);
+        *s = l;
+        *c = *c / FA(exp_w)(l); /* d log(1+s)/ds = 1/(1+s) = exp(-l) */
+    } else {
+        *s = fa_two_sum(1, *s, &err);
+        *c += err;
+    }
+}
+/* One result: (x - m) - l with x - m and the subtraction as double-doubles
+ * (x = -inf: the low parts are NaN, the result -inf), or exp(x - m)/(s + c). */
+FA_INLINE T FA(softmax_of)(int log_form, T x, T m, W s, W c)
+{
+    if (log_form) {
+        W dl, d = fa_two_sum((W)x, -(W)m, &dl);
+        W rl, r = fa_two_sum(d, -s, &rl);
+        return (T)(fabs(r) <= DBL_MAX ? r + ((rl + dl) - c) : r);
+    }
+    return (T)FA(div_sum2)(FA(exp_diff)(x, m), 0, s, c);
+}
+
 static void FA(softmax_rows)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
                              int64_t L)
 {
@@ -177,24 +216,12 @@ static void FA(softmax_rows)(int log_form, const T *x, T *y, int64_t o0, int64_t
             c += ck[k];
             ties += tk[k];
         }
-        /* as in FA(softmax): s + c = the terms other than one maximal one */
-        W err, hi = fa_two_sum(ties - 1, s, &err);
-        s = hi + ((W)m - (W)m);
-        c += err;
-        if (log_form) {
-            W l1 = FA(log1p_w)(s);
-            W cl = c / FA(exp_w)(l1);
-            for (int64_t l = 0; l < L; l++) {
-                W dl, d = fa_two_sum((W)xs[l], -(W)m, &dl);
-                W rl, r = fa_two_sum(d, -l1, &rl);
-                ys[l] = (T)(fabs(r) <= DBL_MAX ? r + ((rl + dl) - cl) : r);
-            }
-        } else {
-            W dh = fa_two_sum(1, s, &err);
-            W dlo = c + err;
-            for (int64_t l = 0; l < L; l++)
-                ys[l] = (T)FA(div_sum2)(FA(exp_diff)(xs[l], m), 0, dh, dlo);
-        }
+        FA(softmax_total)(ties, m, &s, &c);
+        FA(softmax_prepare)(log_form, &s, &c);
+        if (log_form)
+            for (int64_t l = 0; l < L; l++) ys[l] = FA(softmax_of)(1, xs[l], m, s, c);
+        else
+            for (int64_t l = 0; l < L; l++) ys[l] = FA(softmax_of)(0, xs[l], m, s, c);
     }
 }
 
@@ -230,39 +257,20 @@ static void FA(softmax)(int log_form, const T *x, T *y, int64_t o0, int64_t o1,
 #endif
                     ties[j] += v < m[j] ? 0 : 1;
                 }
-            /* s + c = the sum of the terms other than one maximal element
-             * (ties - 1 is exact and added to the high part first). */
             for (int64_t j = 0; j < nj; j++) {
-                W err, hi = fa_two_sum(ties[j] - 1, s[j], &err);
-                s[j] = hi + ((W)m[j] - (W)m[j]);
-                c[j] += err;
+                FA(softmax_total)(ties[j], m[j], &s[j], &c[j]);
+                FA(softmax_prepare)(log_form, &s[j], &c[j]);
             }
-            if (log_form) {
-                /* log1p(s + c) = log1p(s) + c/(1 + s); then (x - m) - l
-                 * with x - m and the subtraction as double-doubles. */
-                for (int64_t j = 0; j < nj; j++) {
-                    W l = FA(log1p_w)(s[j]);
-                    s[j] = l;
-                    c[j] = c[j] / FA(exp_w)(l); /* d log(1+s)/ds = 1/(1+s) = exp(-l) */
-                }
-                for (int64_t l = 0; l < L; l++)
-                    for (int64_t j = 0; j < nj; j++) {
-                        W dl, d = fa_two_sum((W)xs[l * inner + j], -(W)m[j], &dl);
-                        W rl, r = fa_two_sum(d, -s[j], &rl);
-                        /* x = -inf: the low parts are NaN, the result -inf */
-                        ys[l * inner + j] = (T)(fabs(r) <= DBL_MAX ? r + ((rl + dl) - c[j]) : r);
-                    }
-            } else {
-                for (int64_t j = 0; j < nj; j++) {
-                    W err, hi = fa_two_sum(1, s[j], &err);
-                    s[j] = hi;
-                    c[j] += err;
-                }
+            /* the form as a constant in each loop (a branch in the body
+             * would stop vectorisation) */
+            if (log_form)
                 for (int64_t l = 0; l < L; l++)
                     for (int64_t j = 0; j < nj; j++)
-                        ys[l * inner + j] =
-                            (T)FA(div_sum2)(FA(exp_diff)(xs[l * inner + j], m[j]), 0, s[j], c[j]);
-            }
+                        ys[l * inner + j] = FA(softmax_of)(1, xs[l * inner + j], m[j], s[j], c[j]);
+            else
+                for (int64_t l = 0; l < L; l++)
+                    for (int64_t j = 0; j < nj; j++)
+                        ys[l * inner + j] = FA(softmax_of)(0, xs[l * inner + j], m[j], s[j], c[j]);
         }
     }
 }
