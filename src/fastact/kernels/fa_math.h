@@ -731,28 +731,21 @@ FA_INLINE W FA(gelu_tanh_grad_parts)(T x, W *s1, W *s2)
 /* The two forms are two ops (the registry's gelu and gelu_tanh: a form
  * chosen inside the loop body would stop GCC vectorising the loop, or make
  * it compute both forms). */
-FA_INLINE T FA(gelu_fwd)(T x, const fa_params *P, int64_t i)
-{
-    (void)P; (void)i;
-    return FA(gelu_erf_fwd)(x);
-}
-FA_INLINE T FA(gelu_bwd)(T g, T x, const fa_params *P, int64_t i)
-{
-    (void)P; (void)i;
-    W s1, s2, d = FA(gelu_erf_grad_parts)(x, &s1, &s2);
-    return FA(scale_parts)(g, d, s1, s2);
-}
-FA_INLINE T FA(gelu_tanh_fwd)(T x, const fa_params *P, int64_t i)
-{
-    (void)P; (void)i;
-    return FA(gelu_tanh_form_fwd)(x);
-}
-FA_INLINE T FA(gelu_tanh_bwd)(T g, T x, const fa_params *P, int64_t i)
-{
-    (void)P; (void)i;
-    W s1, s2, d = FA(gelu_tanh_grad_parts)(x, &s1, &s2);
-    return FA(scale_parts)(g, d, s1, s2);
-}
+#define FA_GELU_OP(op, form_fwd, form_grad_parts)                              \
+    FA_INLINE T FA(op##_fwd)(T x, const fa_params *P, int64_t i)               \
+    {                                                                          \
+        (void)P; (void)i;                                                      \
+        return FA(form_fwd)(x);                                                \
+    }                                                                          \
+    FA_INLINE T FA(op##_bwd)(T g, T x, const fa_params *P, int64_t i)          \
+    {                                                                          \
+        (void)P; (void)i;                                                      \
+        W s1, s2, d = FA(form_grad_parts)(x, &s1, &s2);                        \
+        return FA(scale_parts)(g, d, s1, s2);                                  \
+    }
+FA_GELU_OP(gelu, gelu_erf_fwd, gelu_erf_grad_parts)
+FA_GELU_OP(gelu_tanh, gelu_tanh_form_fwd, gelu_tanh_grad_parts)
+#undef FA_GELU_OP
 
 #undef FA_PARAM
 #undef FA_ROOT_TERMS_USED
