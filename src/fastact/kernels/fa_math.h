@@ -34,6 +34,29 @@
 
 #include "fa_vmath_impl.h"
 
+/* Error-free sum and product where only float64 needs the error term (a
+ * correction below double's rounding): for float32 the double evaluation
+ * has 29 bits to spare, so the term is -0.0, which folds away (x + -0.0
+ * is x) with the operations that would have used it. */
+FA_INLINE W FA(two_sum)(W a, W b, W *e)
+{
+#if FA_PRECISE
+    return fa_two_sum(a, b, e);
+#else
+    *e = -0.0;
+    return a + b;
+#endif
+}
+FA_INLINE W FA(two_prod)(W a, W b, W *e)
+{
+#if FA_PRECISE
+    return fa_two_prod(a, b, e);
+#else
+    *e = -0.0;
+    return a * b;
+#endif
+}
+
 /* Values near underflow.  A result that may be subnormal is carried as
  * "parts": a mantissa m and two powers of two s1, s2 (from FA(exp_parts)),
  * and the scales are applied by the last two multiplications, so that the
@@ -459,7 +482,7 @@ FA_INLINE T FA(swish_core_bwd)(T g, T x, W beta)
 {
     W zl, z = FA(mul_dd)(beta, (W)x, &zl);
     W e, s1, s2, em = FA(exp_neg_abs_parts)(z, zl, &e, &s1, &s2);
-    W ol, o = fa_two_sum(1, z, &ol);
+    W ol, o = FA(two_sum)(1, z, &ol);
     W N = z >= 0 ? (1 + e) + z * e : em * (o + (e + (ol + zl)));
     W d = FA(div_sum)(FA(div_sum)(N, 1, e), 1, e);
     d = FA(near_root_or)(fa_root_silu, z, zl, d);
@@ -574,11 +597,11 @@ FA_INLINE T FA(mish_fwd)(T x, const fa_params *P, int64_t i)
     W s1, s2, eml, em = FA(exp_parts_lo)(v, 0, &s1, &s2, &eml), e = (em * s1) * s2;
     /* n = e*(e + 2) = 2e + e^2 as double-doubles: the numerator in parts
      * (em times the scales), the denominator n + 2 in full. */
-    W tl, t = fa_two_sum(2, e, &tl);
-    W nml, nm = fa_two_prod(em, t, &nml);
+    W tl, t = FA(two_sum)(2, e, &tl);
+    W nml, nm = FA(two_prod)(em, t, &nml);
     nml += em * tl + eml * t;
-    W ql, q = fa_two_prod(e, e, &ql);
-    W nl, n = fa_two_sum(2 * e, q, &nl);
+    W ql, q = FA(two_prod)(e, e, &ql);
+    W nl, n = FA(two_sum)(2 * e, q, &nl);
     nl += ql;
     W rl, r = FA(div_sum2_lo)(nm, nml, n, 2 + nl, &rl);
     return x > FA_MISH_LINEAR_ABOVE ? x : (T)FA(mul_parts_lo)((W)x, r, rl, s1, s2);
@@ -593,10 +616,10 @@ FA_INLINE T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
     W v = x > FA_MISH_LINEAR_ABOVE ? (W)FA_MISH_LINEAR_ABOVE : (W)x;
     W s1, s2, em = FA(exp_parts)(v, 0, &s1, &s2), e = (em * s1) * s2;
     W B = 4 * (1 + v) + e * ((6 + 4 * v) + e * (4 + e));
-    W ql, q = fa_two_prod(e, e, &ql);
-    W sl, sq = fa_two_sum(2 * e + 2, q, &sl);
+    W ql, q = FA(two_prod)(e, e, &ql);
+    W sl, sq = FA(two_sum)(2 * e + 2, q, &sl);
     sl += ql;
-    W nl, n = fa_two_prod(em, B, &nl);
+    W nl, n = FA(two_prod)(em, B, &nl);
     W d = FA(div_sum2)(FA(div_sum2)(n, nl, sq, sl), 0, sq, sl);
     d = em == 0 ? (W)0 : d; /* exp(x) = 0 (x < -1400): no inf*0 */
     int near = fabs(v - (W)fa_root_mish[0]) < FA_ROOT_RADIUS;
