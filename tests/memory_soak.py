@@ -13,6 +13,7 @@ the error caught).  Measured before and after, once warmed up:
     PYTHONPATH=src python3 tests/memory_soak.py --calls 1000000   # the full run
     PYTHONPATH=src python3 tests/memory_soak.py --calls 100000 --no-tracemalloc
     PYTHONPATH=src python3 tests/memory_soak.py --calls 2000 --backend numpy
+    PYTHONPATH=src python3 tests/memory_soak.py --shard 1/2   # every other form (two processes)
 
 tests/test_memory.py runs a reduced version in CI.
 """
@@ -96,9 +97,11 @@ def workload(fa, act, direction, dtype):
     return (plain, inplace, raising), watched
 
 
-def measure(backend, n_calls, log=print, trace=True):
+def measure(backend, n_calls, log=print, trace=True, shard=(0, 1)):
     """Runs ``n_calls`` calls of every function (forms in turn); returns
-    (rss growth, tracemalloc growth, refcount changes, calls made)."""
+    (rss growth, tracemalloc growth, refcount changes, calls made).
+    ``shard`` = (k, n): only the forms whose index is k modulo n (so that n
+    processes share a long run)."""
     fa = functions_for(backend)
     work = []
     for act in R.ACTIVATIONS:
@@ -106,6 +109,7 @@ def measure(backend, n_calls, log=print, trace=True):
             for dtype in (np.float32, np.float64):
                 fns, watched = workload(fa, act, direction, np.dtype(dtype))
                 work.append((f"{act.name} {direction} {np.dtype(dtype).name}", fns, watched))
+    work = work[shard[0]::shard[1]]
     # Warm up: caches (dtype rules, chunk buffers), lazy imports, first allocations.
     for _, fns, _ in work:
         for _ in range(20):
@@ -144,12 +148,18 @@ def main(argv=None):
     ap.add_argument("--backend", choices=BACKEND_NAMES, default=BACKEND_NAMES[0])
     ap.add_argument("--no-tracemalloc", action="store_true",
                     help="RSS and refcounts only (tracemalloc slows every call ~4x)")
+    ap.add_argument("--shard", default="0/1", metavar="K/N",
+                    help="run only the forms whose index is K modulo N (default 0/1: all)")
     args = ap.parse_args(argv)
+    k, n = (int(v) for v in args.shard.split("/"))
+    if not 0 <= k < n:
+        ap.error(f"--shard {args.shard}: need 0 <= K < N")
     t0 = time.time()
     rss, traced, changed, made, n_functions = measure(args.backend, args.calls,
-                                                      trace=not args.no_tracemalloc)
+                                                      trace=not args.no_tracemalloc,
+                                                      shard=(k, n))
     ok = rss < MIB and traced < MIB and not changed
-    print(f"memory_soak: backend {args.backend}, {n_functions} function forms x {args.calls} "
+    print(f"memory_soak: backend {args.backend}, shard {k}/{n}, {n_functions} function forms x {args.calls} "
           f"calls = {made} calls (out-of-place, in place, raising in turn) in "
           f"{time.time() - t0:.0f} s: RSS {rss / MIB:+.3f} MiB, tracemalloc "
           f"{traced / MIB:+.3f} MiB, refcount changes {len(changed)} -> "
