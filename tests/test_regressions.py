@@ -150,6 +150,22 @@ def test_elu_backward_large_alpha_is_one_above_zero(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_elu_backward_huge_alpha_times_large_g(backend):
+    """fuzz_boundary 300:599306 (under ASan): g*alpha*e^x with g = 1e30,
+    alpha = 1e300, x = -88.7 is 3.0e291, but native formed g*(alpha*m*s1)
+    before the last scale s2 and overflowed to inf."""
+    import reference as ref
+    fa = functions_for(backend)
+    x = np.array([-88.7, -700.0, -30.0, -745.5])
+    g = np.array([1e30, 1e8, -1e10, 3e305])
+    got = fa.elu_backward(g, x, alpha=1e300)
+    want = [ref.mpf(gi) * ref.REFERENCE["elu"][1](ref.mpf(xi), {"alpha": 1e300})
+            for gi, xi in zip(g, x)]
+    err = ref.ulp_error(got, want, np.float64)
+    assert err.max() <= 4, (got, err)
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_celu_backward_negative_alpha_huge_derivative(backend):
     """fuzz_boundary 200 (issue 4): celu'(x) = exp(x/alpha) exceeds float64's
     range for alpha < 0 (x=-365, alpha=-0.5: e^730) while g*celu'(x) is finite;

@@ -705,7 +705,10 @@ def _c_elu_forward(x, p):
 @_backward
 def _c_elu_backward(x, p):
     e, k = _exp_k(x)
-    return _with_deep(np.where(x > 0, 1.0, p["alpha"] * np.exp(x)), _deep(x), (p["alpha"] * e, k))
+    # alpha's binary exponent goes into k, so that g*d stays as safe as
+    # _backward assumes (|d| <= 1) for alpha = 1e300 too (fuzz 300:599306)
+    am, ae = np.frexp(p["alpha"])
+    return _with_deep(np.where(x > 0, 1.0, p["alpha"] * np.exp(x)), _deep(x), (am * e, k - ae))
 
 
 # scale*alpha as a double-double, from the decimal constants of CONTRACT.md

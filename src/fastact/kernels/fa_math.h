@@ -78,7 +78,13 @@ FA_INLINE T FA(scale_parts)(T g, W d, W s1, W s2)
      * exact (s1 >= 2^512 there, so even a subnormal g becomes normal), and
      * d multiplies a normal number and rounds once */
     W big = isinf(full) ? (((W)g * s1) * d) * s2 : (W)g * full;
-    W v = s1 >= 1 ? big : ((W)g * (d * s1)) * s2;
+    /* ... and for scales < 1, unless d is itself huge (elu' with alpha =
+     * 1e300) and g*d*s1 overflows where the result is finite: then full is
+     * normal (s2 >= 2^-1010 and g*d*s1 > 2^1024 imply it), so g*full
+     * rounds once */
+    W small = ((W)g * (d * s1)) * s2;
+    small = isinf(small) ? (W)g * full : small;
+    W v = s1 >= 1 ? big : small;
     return d == 0 ? (g == g ? (T)0 : g) : (T)v;
 }
 FA_INLINE T FA(scale_w)(T g, W d)
