@@ -166,6 +166,24 @@ def test_elu_backward_huge_alpha_times_large_g(backend):
 
 
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_gelu_tanh_backward_beside_the_root_series(backend):
+    """The exhaustive script's float64 gradient sweep (issue 3): gelu'
+    (tanh form) just outside the root series' radius, where sigmoid(2u) and
+    x*(2u)'*sigmoid'(2u) cancel to a fifth, was 8.4 ULP off (x =
+    -0.8956811918883443) with each term rounded on its own."""
+    import reference as ref
+    fa = functions_for(backend)
+    root = R.BY_NAME["gelu"].grad_root_series[1].hi
+    x = np.concatenate([[-0.8956811918883443],
+                        np.linspace(root - 0.6, root - 0.124, 150),
+                        np.linspace(root + 0.124, root + 0.6, 150)])
+    got = fa.gelu_backward(np.ones_like(x), x, approximate="tanh")
+    want = [ref.REFERENCE["gelu"][1](ref.mpf(xi), {"approximate": "tanh"}) for xi in x]
+    err = ref.ulp_error(got, want, np.float64)
+    assert err.max() <= 4, (x[err.argmax()], err.max())
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_celu_backward_negative_alpha_huge_derivative(backend):
     """fuzz_boundary 200 (issue 4): celu'(x) = exp(x/alpha) exceeds float64's
     range for alpha < 0 (x=-365, alpha=-0.5: e^730) while g*celu'(x) is finite;

@@ -738,6 +738,37 @@ FA_INLINE T FA(gelu_tanh_form_fwd)(T x)
     W s1, s2, ml, m = FA(sigmoid_parts_lo)(u2, u2l, &s1, &s2, &ml);
     return (T)FA(mul_parts_lo)((W)x, m, ml, s1, s2);
 }
+#if FA_PRECISE
+/* The left branch (2u < 0) of gelu-tanh's f' for float64, as mantissas
+ * with the scales *s1, *s2 of e = exp(2u): sigmoid(2u) + x*(2u)'*
+ * sigmoid'(2u) cancels towards the root (to a fifth of either term at the
+ * root series' radius: 8.4 ULP measured with each term rounded), so every
+ * factor is a double-double (e with its low part in 1 + e, the quotients,
+ * (2u)' = A + 3Bx^2) and the sum rounds once.  Beyond |x| = 1e5 the
+ * second term is 0 (sigmoid'(2u) < e^-(7e13)). */
+FA_INLINE W FA(gelu_tanh_left_dd)(W v, W u2, W u2l, W *s1, W *s2)
+{
+    W e, eml, em = FA(exp_neg_abs_parts_lo)(u2, u2l, &e, s1, s2, &eml);
+    W dl, d = fa_two_sum(1, e, &dl);
+    dl += (eml * *s1) * *s2;
+    W sl, sm = FA(div_dd_lo)(em, eml, d, dl, &sl);  /* sigmoid(2u) */
+    W gl, gm = FA(div_dd_lo)(sm, sl, d, dl, &gl);   /* sigmoid'(2u) */
+    W vc = fabs(v) > 1e5 ? 0 : v;
+    W wl, w = fa_two_prod(vc, vc, &wl);
+    W bl, b = fa_two_prod(FA_GELU_TANH_B_HI, w, &bl);
+    bl += FA_GELU_TANH_B_HI * wl + FA_GELU_TANH_B_LO * w;
+    W tl, t = fa_two_prod(3, b, &tl);
+    W ul, u = fa_two_sum(FA_GELU_TANH_A_HI, t, &ul);
+    ul += FA_GELU_TANH_A_LO + (tl + 3 * bl);                  /* (2u)' */
+    W pl, p = fa_two_prod(vc, u, &pl);
+    pl += vc * ul;
+    W ql, q = fa_two_prod(p, gm, &ql);
+    ql += p * gl + pl * gm;
+    W rl, r = fa_two_sum(sm, q, &rl);
+    return r + (rl + (sl + ql));
+}
+#endif
+
 /* sigmoid(2u) + x*(2u)'*sigmoid'(2u): for 2u < 0 both terms carry the
  * exponential's scale, applied last. */
 FA_INLINE W FA(gelu_tanh_grad_parts)(T x, W *s1, W *s2)
@@ -747,8 +778,13 @@ FA_INLINE W FA(gelu_tanh_grad_parts)(T x, W *s1, W *s2)
     W t1, t2, sm = FA(sigmoid_parts)(u2, u2l, &t1, &t2);
     W gm = FA(sigmoid_grad_parts)(u2, u2l, s1, s2);
     W gf = (gm * *s1) * *s2;
+#if FA_PRECISE
+    W ls1, ls2, left = FA(gelu_tanh_left_dd)(v, u2, u2l, &ls1, &ls2);
+    (void)ls1; (void)ls2; /* the same scales as *s1, *s2 */
+#else
     /* beyond |x| = 1e5, sigmoid'(2u) < e^-(7e13): 0 for any g */
     W left = sm + (fabs(v) > 1e5 ? 0 : v * du2 * gm);
+#endif
     W right = sm + FA(mul_limit)(v * du2, gf);
     W d = u2 < 0 ? left : right;
     int near = fabs(v - (W)fa_root_gelu_approximate_tanh[0]) < FA_ROOT_RADIUS;

@@ -183,16 +183,21 @@ FA_INLINE double FA(erfc_pos_parts)(double zh, double zl, double *s1, double *s2
  * correction needs 1/d only to a few bits (one thread, 10^5 elements,
  * with the narrower exp clamp of FA(exp_parts_range_lo), same run:
  * float64 sigmoid' 7.1 -> 5.8 ns/element, silu' 12.0 -> 9.0). */
-FA_INLINE double FA(div_sum2_lo)(double n, double nl, double a, double b, double *lo)
+/* (n + nl)/(d + dl) as q + *lo (double-doubles in, one out). */
+FA_INLINE double FA(div_dd_lo)(double n, double nl, double d, double dl, double *lo)
 {
-#if FA_PRECISE
-    double dl, d = fa_two_sum(a, b, &dl);
     double r = 1 / d, q = n * r;
     double ql, qd = fa_two_prod(q, d, &ql);
     /* n + nl - q*(d + dl) = (n - qd) - ql + nl - q*dl; n - qd is exact. */
     double res = (((n - qd) - ql) + nl) - q * dl;
     *lo = res * r;
     return q;
+}
+FA_INLINE double FA(div_sum2_lo)(double n, double nl, double a, double b, double *lo)
+{
+#if FA_PRECISE
+    double dl, d = fa_two_sum(a, b, &dl);
+    return FA(div_dd_lo)(n, nl, d, dl, lo);
 #else
     (void)nl;
     *lo = -0.0; /* folds: see FA(exp_parts_lo) */
