@@ -590,13 +590,23 @@ def evaluate(name, x, p, target, which=0):
     entry = REF[name]
     with np.errstate(all="ignore"):
         xw = np.asarray(x).astype(W)
-        v = np.asarray(entry[which](xw, p, W, target), dtype=W)
+        # +-inf: evaluated at +-max of the working dtype, whose value rounds
+        # to the limit in the target dtype (the formulas would give inf*0 =
+        # NaN); the registry's special rows, where they exist, override it
+        inf = np.isinf(xw)
+        xe = np.where(inf, np.copysign(np.finfo(W).max, xw), xw) if inf.any() else xw
+        v = np.asarray(entry[which](xe, p, W, target), dtype=W)
         if v.shape != xw.shape:
             v = np.broadcast_to(v, xw.shape).copy()
-        lo = entry[2](xw, p, W, target) if (which == 0 and len(entry) > 2) else None
+        lo = entry[2](xe, p, W, target) if (which == 0 and len(entry) > 2) else None
         if which == 1:
-            v = _apply_root_fits(name, p, xw, v, W)
-    inf = np.isinf(xw)
+            v = _apply_root_fits(name, p, xe, v, W)
+        redo = inf & np.isnan(v)  # a formula that overflows inside at +-max
+        if redo.any():
+            big = np.sqrt(np.finfo(W).max)
+            xb = np.where(redo, np.copysign(big, xw), 0).astype(W)
+            vb = np.asarray(entry[which](xb, p, W, target), dtype=W)
+            v = np.where(redo, np.broadcast_to(vb, v.shape), v)
     if inf.any():
         sv = _special_values(name, p, which)
         for s, val in sv.items():
