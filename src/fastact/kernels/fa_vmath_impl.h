@@ -174,16 +174,12 @@ FA_INLINE double FA(erfc_pos_parts)(double zh, double zl, double *s1, double *s2
     return FA_POLY(FA_ERFC_H, u) / (zh + FA_ERFC_K) * *em;
 }
 
-/* n/(a + b): for FA_PRECISE the rounding of a + b is kept and
- * the quotient corrected by one Newton step on the exact residual, so the
- * result is within about 0.5 ULP plus the error of n. */
-/* The same as q + *lo, unrounded, for a caller that multiplies it.  One
- * division: q = n*(1/d) is within 2 ULP, which the residual step corrects
- * as well as it does a correctly rounded q (n - q*d stays exact), and the
- * correction needs 1/d only to a few bits (one thread, 10^5 elements,
- * with the narrower exp clamp of FA(exp_parts_range_lo), same run:
- * float64 sigmoid' 7.1 -> 5.8 ns/element, silu' 12.0 -> 9.0). */
-/* (n + nl)/(d + dl) as q + *lo (double-doubles in, one out). */
+/* (n + nl)/(d + dl) as q + *lo, unrounded (double-doubles in and out).
+ * One division: q = n*(1/d) is within 2 ULP, which the residual step
+ * corrects as well as it does a correctly rounded q (n - q*d stays exact),
+ * and the correction needs 1/d only to a few bits (one thread, 10^5
+ * elements, with the narrower exp clamp of FA(exp_parts_range_lo), same
+ * run: float64 sigmoid' 7.1 -> 5.8 ns/element, silu' 12.0 -> 9.0). */
 FA_INLINE double FA(div_dd_lo)(double n, double nl, double d, double dl, double *lo)
 {
     double r = 1 / d, q = n * r;
@@ -193,6 +189,10 @@ FA_INLINE double FA(div_dd_lo)(double n, double nl, double d, double dl, double 
     *lo = res * r;
     return q;
 }
+/* n/(a + b): for FA_PRECISE the rounding of a + b is kept and the
+ * quotient corrected by one Newton step on the exact residual, so the
+ * result is within about 0.5 ULP plus the error of n; as q + *lo,
+ * unrounded, for a caller that multiplies it. */
 FA_INLINE double FA(div_sum2_lo)(double n, double nl, double a, double b, double *lo)
 {
 #if FA_PRECISE
