@@ -184,13 +184,13 @@ def forward_contiguous(int op, cnp.ndarray x, cnp.ndarray y, bint f64, tuple par
     nothing, if y partially overlaps x (the caller then takes the general
     path, which copies first)."""
     cdef fa_params P = _params(params, key)
-    cdef int64_t n = cnp.PyArray_SIZE(x), size = 8 if f64 else 4
+    cdef int64_t n = cnp.PyArray_SIZE(x)
     cdef char *xs = <char *>cnp.PyArray_DATA(x)
     cdef char *ys = <char *>cnp.PyArray_DATA(y)
     cdef int nt
     if cnp.PyArray_SIZE(y) != n:
         raise ValueError("forward_contiguous: x and y differ in size")
-    if xs != ys and xs < ys + n * size and ys < xs + n * size:
+    if _overlaps(x, y):
         return False
     nt = _threads(nthreads, n // _ALIGN)
     with nogil:
