@@ -218,6 +218,9 @@ _SWISH_AT_BETA_1 = dict(
 #: SELU's fixed constants (Klambauer et al. 2017), as in CONTRACT.md.
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
+#: Their product, correctly rounded (SELU_SCALE * SELU_ALPHA in float64 is
+#: 1 ULP below it).
+SELU_SCALE_ALPHA = 1.7580993408473768599402175208123
 
 
 # --------------------------------------------------------------------------
@@ -360,8 +363,8 @@ ACTIVATIONS: Tuple[Activation, ...] = (
         "scale*(x if x > 0 else alpha*expm1(x)), alpha = 1.6732632423543772848, "
         "scale = 1.0507009873554804934",
         kinks="selu'(0) = scale*alpha, as PyTorch's autograd.",
-        specials=(Special(-INF, -SELU_ALPHA * SELU_SCALE, 0.0), Special(INF, INF, SELU_SCALE),
-                  Special(0.0, 0.0, SELU_SCALE * SELU_ALPHA)),
+        specials=(Special(-INF, -SELU_SCALE_ALPHA, 0.0), Special(INF, INF, SELU_SCALE),
+                  Special(0.0, 0.0, SELU_SCALE_ALPHA)),
         domain=(-40.0, 10.0),
         peers=('SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x))',
                'F.selu(x)'),

@@ -143,6 +143,17 @@ FA_INLINE W FA(mul_dd)(W a, W x, W *zl)
 #endif
 }
 
+/* a*(m + ml) rounded once (FMA) for float64; a*m for float32. */
+FA_INLINE W FA(mul_lo)(W a, W m, W ml)
+{
+#if FA_PRECISE
+    return __builtin_fma(a, m, a * ml);
+#else
+    (void)ml;
+    return a * m;
+#endif
+}
+
 /* exp(-|z|) = (em + *eml)*s1*s2 for z = zh + zl; *e gets the value itself. */
 FA_INLINE W FA(exp_neg_abs_parts_lo)(W zh, W zl, W *e, W *s1, W *s2, W *eml)
 {
@@ -332,7 +343,8 @@ FA_INLINE T FA(rrelu_bwd)(T g, T x, const fa_params *P, int64_t i)
 FA_INLINE T FA(elu_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    return x > 0 ? x : (T)(FA_PARAM(0) * FA(expm1_w)((W)x));
+    W ml, m = FA(expm1_lo)((W)x, 0, &ml);
+    return x > 0 ? x : (T)FA(mul_lo)(FA_PARAM(0), m, ml);
 }
 FA_INLINE T FA(elu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
@@ -343,23 +355,35 @@ FA_INLINE T FA(elu_bwd)(T g, T x, const fa_params *P, int64_t i)
 
 /* SELU's scale*alpha as a double-double, so that the product rounds once. */
 #define FA_SELU_SCALE 0x1.0cfabd6a91132p+0 /* 1.0507009873554804934... */
+#define FA_SELU_SCALE_LO 0x1.6fc7d272f2695p-55
 #define FA_SELU_SA_HI 0x1.c212cc640f031p+0 /* scale*alpha = 1.7580993408473768599... */
 #define FA_SELU_SA_LO 0x1.05161b045a1fep-56
 
-/* scale*alpha*e rounded once (also for a subnormal e = expm1(x) = x). */
-FA_INLINE W FA(selu_sa_times)(W e)
+/* scale*x rounded once (the rounding of scale alone is up to 0.34 ULP). */
+FA_INLINE W FA(selu_s_times)(W x)
 {
 #if FA_PRECISE
-    return __builtin_fma(FA_SELU_SA_HI, e, FA_SELU_SA_LO * e);
+    return __builtin_fma(FA_SELU_SCALE, x, FA_SELU_SCALE_LO * x);
 #else
+    return FA_SELU_SCALE * x;
+#endif
+}
+/* scale*alpha*(e + el) rounded once (also for a subnormal e = expm1(x) =
+ * x). */
+FA_INLINE W FA(selu_sa_times)(W e, W el)
+{
+#if FA_PRECISE
+    return __builtin_fma(FA_SELU_SA_HI, e, FA_SELU_SA_LO * e + FA_SELU_SA_HI * el);
+#else
+    (void)el;
     return FA_SELU_SA_HI * e;
 #endif
 }
 FA_INLINE T FA(selu_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W e = FA(expm1_w)((W)x);
-    return x > 0 ? (T)(FA_SELU_SCALE * (W)x) : (T)FA(selu_sa_times)(e);
+    W el, e = FA(expm1_lo)((W)x, 0, &el);
+    return x > 0 ? (T)FA(selu_s_times)((W)x) : (T)FA(selu_sa_times)(e, el);
 }
 FA_INLINE T FA(selu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
@@ -390,11 +414,13 @@ FA_INLINE T FA(celu_fwd)(T x, const fa_params *P, int64_t i)
     W a = FA_PARAM(0), ql, q = FA(div_dd)((W)x, a, &ql);
     /* alpha < 0 makes q = x/a positive and up to 710, where the rounding of
      * q would be amplified q times: there exp(q + ql) - 1 with the low part
-     * (above q = 1, where the subtraction at most 1.6-folds exp's error). */
-    W m = q > 1 ? FA(exp_dd)(q, ql) - 1 : FA(expm1_w)(q);
+     * (above q = 1, where the subtraction at most 1.6-folds exp's error);
+     * below, expm1(q + ql) as a double-double, times a rounded once. */
+    W ml, m = FA(expm1_lo)(q, ql, &ml);
+    W v = q > 1 ? a * (FA(exp_dd)(q, ql) - 1) : FA(mul_lo)(a, m, ml);
     /* |x/a| < 2^-60: celu(x) = x*(1 + x/(2a) + ...) rounds to x, also
      * where x/a would be subnormal and inexact. */
-    return (x > 0 || fabs(q) < 0x1p-60) ? x : (T)(a * m);
+    return (x > 0 || fabs(q) < 0x1p-60) ? x : (T)v;
 }
 FA_INLINE T FA(celu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
