@@ -1,4 +1,4 @@
-"""The small-call path (_native.FastOp, called first by the generated
+"""The direct path (_native.FastOp, called first by the generated
 element-wise functions): the same bits as the general path, used exactly for
 the calls it is meant for, and nothing written when it declines a call."""
 
@@ -85,7 +85,6 @@ def test_small_default_calls_take_the_fast_path(monkeypatch, name):
 def test_other_calls_take_the_general_path(monkeypatch):
     calls = _spy(monkeypatch, "elu")
     g, x = _inputs(np.float32, (16,))
-    n = _threads.PARALLEL_MIN_ELEMENTS_SMOOTH
     cases = [
         lambda: fa.elu(x, alpha=2.0),                       # a parameter given
         lambda: fa.elu(x, alpha=1),                         # an int for a float: general path
@@ -93,7 +92,6 @@ def test_other_calls_take_the_general_path(monkeypatch):
         lambda: fa.elu(x.astype(np.float16)),
         lambda: fa.elu(x.astype(">f4")),                    # byte-swapped
         lambda: fa.elu(x[::2]),                             # not contiguous
-        lambda: fa.elu(np.zeros(n, np.float32)),            # from the thread threshold on
         lambda: fa.elu(np.array(1.0, np.float32)),          # 0-d
         lambda: fa.elu(x, out=np.empty(16, np.float64)),    # out of another dtype
         lambda: fa.elu(x.tolist()),
@@ -107,6 +105,32 @@ def test_other_calls_take_the_general_path(monkeypatch):
         except (TypeError, ValueError):
             pass
         assert len(calls) == before + 1, k
+
+
+@pytest.mark.parametrize("name", ["elu", "relu"])
+def test_large_calls_take_the_fast_path_on_threads(monkeypatch, name):
+    """From the thread threshold on, the fast path splits the call as the
+    general path does (asking _threads.threads_for), with the same bits;
+    below 2*CHUNK_ALIGN elements it does not ask."""
+    calls = _spy(monkeypatch, name)
+    asked = []
+    real = _threads.threads_for
+    monkeypatch.setattr(_threads, "threads_for",
+                        lambda n, smooth=False: asked.append((n, smooth)) or real(n, smooth))
+    act = R.BY_NAME[name]
+    n = 4 * (_threads.PARALLEL_MIN_ELEMENTS if act.exact else _threads.PARALLEL_MIN_ELEMENTS_SMOOTH)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(n) * 4).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    f, b = getattr(fa, name), getattr(fa, name + "_backward")
+    with fa.num_threads(2):
+        y, gx = f(x), b(g, x)
+        f(x[:16]), b(g[:16], x[:16])
+    assert calls == []
+    assert asked == [(n, not act.exact)] * 2
+    with fa.num_threads(1):
+        assert np.array_equal(y, f(_strided(x)))
+        assert np.array_equal(gx, b(_strided(g), _strided(x)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

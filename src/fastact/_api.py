@@ -333,14 +333,13 @@ class NativeBackend:
             return None
         values = _check_params(act, act.name, [param.default for param in act.params])
         form = next((param for param in act.params if param.native == "op"), None)
-        max_n = (_threads.PARALLEL_MIN_ELEMENTS if act.exact
-                 else _threads.PARALLEL_MIN_ELEMENTS_SMOOTH)
         fast = {}
         for choice in (form.choices if form is not None else (None,)):
             if form is not None:
                 values[form.name] = choice
             vec, key = _native_params(act, values)
-            fast[choice] = self.m.FastOp(_OP_CODES[act.native_op(values)], vec, key, max_n)
+            fast[choice] = self.m.FastOp(_OP_CODES[act.native_op(values)], vec, key,
+                                         _threads, not act.exact)
         return fast
 
     def forward_small(self, act, x, out, p):

@@ -201,10 +201,10 @@ def forward_contiguous(int op, cnp.ndarray x, cnp.ndarray y, bint f64, tuple par
     return True
 
 
-cdef inline cnp.ndarray _fast_array(object a, int64_t max_n):
+cdef inline cnp.ndarray _fast_array(object a):
     """`a` if it is a NumPy ndarray (not a subclass) of native float32 or
     float64, C-contiguous and aligned, of at least one dimension (0-d results
-    are the general path's business), with 1 <= size < max_n; else None."""
+    are the general path's business) and one element; else None."""
     if type(a) is not cnp.ndarray:
         return None
     cdef cnp.ndarray arr = <cnp.ndarray>a
@@ -214,8 +214,7 @@ cdef inline cnp.ndarray _fast_array(object a, int64_t max_n):
     if (not cnp.PyArray_ISCARRAY_RO(arr) or not cnp.PyArray_ISNOTSWAPPED(arr)
             or cnp.PyArray_NDIM(arr) == 0):
         return None
-    cdef int64_t n = cnp.PyArray_SIZE(arr)
-    if n == 0 or n >= max_n:
+    if cnp.PyArray_SIZE(arr) == 0:
         return None
     return arr
 
@@ -253,64 +252,6 @@ cdef inline cnp.ndarray _fast_out(object out, cnp.ndarray like):
     return o
 
 
-cdef class FastOp:
-    """The small-call path of one element-wise C op with fixed parameters:
-    forward(x, out) and backward(g, x, out) for arrays of fewer than `max_n`
-    elements (one thread, as _threads.threads_for gives below its threshold),
-    with no bias, all of one float dtype and shape, C-contiguous, aligned and
-    native-endian, `out` None or such an array that is the input itself or
-    does not overlap it.  They return the result, or None -- having written
-    nothing -- for every other call, which then takes the general path of
-    _api.py (the same kernels, so the same bits).  The generated public
-    functions call them first (_api._fast_lines)."""
-    cdef int op
-    cdef fa_params P
-    cdef int64_t max_n
-
-    def __init__(self, int op, tuple params, uint64_t key, int64_t max_n):
-        self.op = op
-        self.P = _params(params, key)
-        self.max_n = max_n
-
-    def forward(self, x, out):
-        cdef cnp.ndarray xa = _fast_array(x, self.max_n)
-        if xa is None:
-            return None
-        cdef cnp.ndarray ya = _fast_out(out, xa)
-        if ya is None or _overlaps(xa, ya):
-            return None
-        cdef int64_t n = cnp.PyArray_SIZE(xa)
-        cdef void *xs = cnp.PyArray_DATA(xa)
-        cdef void *ys = cnp.PyArray_DATA(ya)
-        with nogil:
-            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
-                _table.forward_f64(self.op, <const double *>xs, <double *>ys, 0, n, NULL, 0, &self.P)
-            else:
-                _table.forward_f32(self.op, <const float *>xs, <float *>ys, 0, n, NULL, 0, &self.P)
-        return ya
-
-    def backward(self, g, x, out):
-        cdef cnp.ndarray ga = _fast_array(g, self.max_n)
-        cdef cnp.ndarray xa = _fast_array(x, self.max_n)
-        if ga is None or xa is None or not _same_shape(ga, xa):
-            return None
-        cdef cnp.ndarray oa = _fast_out(out, xa)
-        if oa is None or _overlaps(ga, oa) or _overlaps(xa, oa):
-            return None
-        cdef int64_t n = cnp.PyArray_SIZE(xa)
-        cdef void *gs = cnp.PyArray_DATA(ga)
-        cdef void *xs = cnp.PyArray_DATA(xa)
-        cdef void *os_ = cnp.PyArray_DATA(oa)
-        with nogil:
-            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
-                _table.backward_f64(self.op, <const double *>gs, <const double *>xs,
-                                    <double *>os_, 0, n, NULL, 0, &self.P)
-            else:
-                _table.backward_f32(self.op, <const float *>gs, <const float *>xs,
-                                    <float *>os_, 0, n, NULL, 0, &self.P)
-        return oa
-
-
 cdef inline void _backward(int op, const floating *g, const floating *x, floating *gi,
                            int64_t start, int64_t stop, const floating *b, int64_t ncols,
                            const fa_params *P) noexcept nogil:
@@ -320,23 +261,107 @@ cdef inline void _backward(int op, const floating *g, const floating *x, floatin
         _table.backward_f64(op, g, x, gi, start, stop, b, ncols, P)
 
 
+cdef void _backward_chunks(int op, const floating *gp, const floating *xp, floating *op_,
+                           int64_t n, const floating *bp, int64_t ncols, const fa_params *pp,
+                           int nt) noexcept nogil:
+    cdef int64_t c
+    if nt == 1:
+        _backward(op, gp, xp, op_, 0, n, bp, ncols, pp)
+    else:
+        for c in prange(nt, schedule="static", num_threads=nt):
+            _backward(op, gp, xp, op_, _bound(n, nt, c), _bound(n, nt, c + 1), bp, ncols, pp)
+
+
 def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1] gi,
              const floating[::1] bias, tuple params, uint64_t key, int nthreads):
     """gi = g * f'(x + bias)."""
     cdef fa_params P = _params(params, key)
-    cdef const fa_params *pp = &P
-    cdef int64_t n = x.shape[0], ncols = bias.shape[0], c
+    cdef int64_t n = x.shape[0]
     cdef const floating *gp = &g[0]
     cdef const floating *xp = &x[0]
     cdef floating *op_ = &gi[0]
     cdef const floating *bp = _ptr_or_null(bias)
     cdef int nt = _threads(nthreads, n // _ALIGN)
     with nogil:
-        if nt == 1:
-            _backward(op, gp, xp, op_, 0, n, bp, ncols, pp)
-        else:
-            for c in prange(nt, schedule="static", num_threads=nt):
-                _backward(op, gp, xp, op_, _bound(n, nt, c), _bound(n, nt, c + 1), bp, ncols, pp)
+        _backward_chunks(op, gp, xp, op_, n, bp, bias.shape[0], &P, nt)
+
+
+cdef class FastOp:
+    """The direct path of one element-wise C op with fixed parameters:
+    forward(x, out) and backward(g, x, out) for arrays with no bias, all of
+    one float dtype and shape, C-contiguous, aligned and native-endian, of at
+    least one dimension and one element, `out` None or such an array that is
+    the input itself or does not overlap it.  A call runs on
+    `_threads.threads_for(size, smooth)` threads (which the general path
+    asks too; a call below 2*CHUNK_ALIGN elements is never split, so it
+    does not ask), in the general path's static chunks.
+    They return the result, or None -- having written nothing -- for every
+    other call, which then takes the general path of _api.py (the same
+    kernels, so the same bits).  The generated public functions call them
+    first (_api._fast_lines).  Measured, one run, float32 relu with out=:
+    2^16 elements on one thread 5.8 us here against 10.6 us on the general
+    path, whose argument handling this skips."""
+    cdef int op
+    cdef fa_params P
+    cdef object threads
+    cdef bint smooth
+    cdef str threshold
+
+    def __init__(self, int op, tuple params, uint64_t key, threads, bint smooth):
+        self.op = op
+        self.P = _params(params, key)
+        self.threads = threads  # the module fastact._threads
+        self.smooth = smooth
+        self.threshold = "PARALLEL_MIN_ELEMENTS_SMOOTH" if smooth else "PARALLEL_MIN_ELEMENTS"
+
+    cdef int _nt(self, int64_t n) except -1:
+        # below the module's threshold (read each call: tests lower it)
+        # threads_for is 1; skipping its call saves ~0.1 us at 10^3 elements
+        if n < 2 * _ALIGN or n < getattr(self.threads, self.threshold):
+            return 1
+        return _threads(self.threads.threads_for(n, self.smooth), n // _ALIGN)
+
+    def forward(self, x, out):
+        cdef cnp.ndarray xa = _fast_array(x)
+        if xa is None:
+            return None
+        cdef cnp.ndarray ya = _fast_out(out, xa)
+        if ya is None or _overlaps(xa, ya):
+            return None
+        cdef int64_t n = cnp.PyArray_SIZE(xa)
+        cdef int nt = self._nt(n)
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *ys = cnp.PyArray_DATA(ya)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _forward_chunks(self.op, <const double *>xs, <double *>ys, n,
+                                <const double *>NULL, 0, &self.P, nt)
+            else:
+                _forward_chunks(self.op, <const float *>xs, <float *>ys, n,
+                                <const float *>NULL, 0, &self.P, nt)
+        return ya
+
+    def backward(self, g, x, out):
+        cdef cnp.ndarray ga = _fast_array(g)
+        cdef cnp.ndarray xa = _fast_array(x)
+        if ga is None or xa is None or not _same_shape(ga, xa):
+            return None
+        cdef cnp.ndarray oa = _fast_out(out, xa)
+        if oa is None or _overlaps(ga, oa) or _overlaps(xa, oa):
+            return None
+        cdef int64_t n = cnp.PyArray_SIZE(xa)
+        cdef int nt = self._nt(n)
+        cdef void *gs = cnp.PyArray_DATA(ga)
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *os_ = cnp.PyArray_DATA(oa)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _backward_chunks(self.op, <const double *>gs, <const double *>xs,
+                                 <double *>os_, n, <const double *>NULL, 0, &self.P, nt)
+            else:
+                _backward_chunks(self.op, <const float *>gs, <const float *>xs,
+                                 <float *>os_, n, <const float *>NULL, 0, &self.P, nt)
+        return oa
 
 
 cdef inline void _backward_y(int op, const floating *g, const floating *y, floating *gi,
