@@ -467,9 +467,19 @@ static void FA(maxout_backward)(const T *g, const T *x, T *gi, int64_t o0,
 
 /* ---- prelu over channels C of (outer, C, inner) -------------------------- */
 
+/* Channels last (inner == 1, no bias) runs along the rows, whose elements
+ * are consecutive channels: the loops over (channel, inner) had one element
+ * each there and did not vectorise (measured, one thread, float32 (10^4,
+ * 10^3): forward 7.8 ns/element, backward with the weight's gradient 14.6;
+ * leaky_relu' 0.46). */
 static void FA(prelu)(const T *x, const T *w, T *y, int64_t o0, int64_t o1,
                       int64_t C, int64_t inner, const T *bias, int64_t ncols)
 {
+    if (inner == 1 && !bias) {
+        for (int64_t o = o0; o < o1; o++)
+            for (int64_t ch = 0; ch < C; ch++) y[o * C + ch] = FA(leaky)(x[o * C + ch], w[ch]);
+        return;
+    }
     for (int64_t o = o0; o < o1; o++)
         for (int64_t ch = 0; ch < C; ch++) {
             T s = w[ch];
@@ -486,6 +496,14 @@ static void FA(prelu_backward)(const T *g, const T *x, const T *w, T *gi,
                                int64_t o0, int64_t o1, int64_t C, int64_t inner,
                                const T *bias, int64_t ncols)
 {
+    if (inner == 1 && !bias) {
+        for (int64_t o = o0; o < o1; o++)
+            for (int64_t ch = 0; ch < C; ch++) {
+                int64_t i = o * C + ch;
+                gi[i] = FA(leaky_bwd)(g[i], x[i], w[ch]);
+            }
+        return;
+    }
     for (int64_t o = o0; o < o1; o++)
         for (int64_t ch = 0; ch < C; ch++) {
             T s = w[ch];
@@ -501,27 +519,48 @@ static void FA(prelu_backward)(const T *g, const T *x, const T *w, T *gi,
 
 /* grad_weight[ch] = sum over (o, j), in that order, of g*z where z <= 0 (z =
  * x + bias), accumulated in W (float64: as a double-double, each product
- * and sum error-free) and rounded once: one thread per channel and a fixed
- * order make it bit-identical for every thread count. */
+ * and sum error-free) and rounded once: one thread per channel block and a
+ * fixed order make it bit-identical for every thread count.  Branch-free,
+ * so that the channels-last loop vectorises: where z > 0 the term is 0,
+ * which leaves the sum's bits as skipping it did (the sum starts at +0 so
+ * is never -0, and its low part is already 0 once it is inf or NaN). */
 FA_INLINE void FA(acc_add)(W *acc, W *lo, T g, T z)
 {
-    if (z > 0) return;
 #if FA_PRECISE
-    W pl, p = fa_two_prod((W)g, (W)z, &pl), e, sum = fa_two_sum(*acc, p, &e);
-    if (fabs(sum) <= DBL_MAX && fabs(p) <= DBL_MAX)
-        *lo += e + pl;
-    else
-        *lo = 0; /* an infinity or NaN: the low part would be NaN */
+    W pl, p = fa_two_prod((W)g, (W)z, &pl);
+    p = z > 0 ? 0 : p;
+    pl = z > 0 ? 0 : pl;
+    W e, sum = fa_two_sum(*acc, p, &e);
+    W l = *lo + (e + pl);
+    *lo = (fabs(sum) <= DBL_MAX && fabs(p) <= DBL_MAX) ? l : 0; /* no NaN low part */
     *acc = sum;
 #else
     (void)lo;
-    *acc += (W)g * (W)z;
+    *acc += z > 0 ? 0 : (W)g * (W)z;
 #endif
+}
+/* Channels last: the rows in order, each adding to its channels' sums
+ * (scratch arrays; the per-channel order is the same, so are the bits). */
+static int FA(prelu_weight_grad_rows)(const T *g, const T *x, T *gw, int64_t c0, int64_t c1,
+                                      int64_t outer, int64_t C)
+{
+    int64_t n = c1 - c0;
+    W *acc = calloc((size_t)(2 * n), sizeof(W)), *lo = acc + n;
+    if (!acc) return 0;
+    for (int64_t o = 0; o < outer; o++) {
+        const T *gs = g + o * C + c0, *xs = x + o * C + c0;
+        for (int64_t j = 0; j < n; j++) FA(acc_add)(&acc[j], &lo[j], gs[j], xs[j]);
+    }
+    for (int64_t j = 0; j < n; j++) gw[c0 + j] = (T)(acc[j] + lo[j]);
+    free(acc);
+    return 1;
 }
 static void FA(prelu_weight_grad)(const T *g, const T *x, T *gw, int64_t c0,
                                   int64_t c1, int64_t outer, int64_t C,
                                   int64_t inner, const T *bias, int64_t ncols)
 {
+    if (inner == 1 && !bias && FA(prelu_weight_grad_rows)(g, x, gw, c0, c1, outer, C))
+        return;
     for (int64_t ch = c0; ch < c1; ch++) {
         W acc = 0, lo = 0;
         for (int64_t o = 0; o < outer; o++) {
