@@ -147,17 +147,29 @@ def erfc_h(u):
     return mp.erfc(z) * mp.exp(z * z) * (ERFC_K + z)
 
 
-def fit_erfc(degree, zmax):
+#: float64 evaluates the first terms of H in double-double arithmetic
+#: (fa_vmath_impl.h), with these coefficients as hi + lo: the rounding of
+#: the coefficients to double was the largest error of the table (2^-52.5).
+ERFC_LO_TERMS = 6
+
+
+def fit_erfc(degree, zmax, lo_terms=0):
+    """H's coefficients rounded to double, the low parts of the first
+    `lo_terms` (their rounding errors), and the error of the polynomial with
+    both."""
     zmax = mp.mpf(zmax)
     umax = (zmax - ERFC_K) / (zmax + ERFC_K)
-    h = rounded(chebyshev_fit(erfc_h, mp.mpf(-1), umax, degree))
+    exact = chebyshev_fit(erfc_h, mp.mpf(-1), umax, degree)
+    h = rounded(exact)
+    lo = rounded([c - hc for c, hc in zip(exact[:lo_terms], h)])
+    used = [hc + (lo[k] if k < lo_terms else 0) for k, hc in enumerate(h)]
 
     def approx(z):
         u = (z - ERFC_K) / (z + ERFC_K)
-        return horner(h, u) / (ERFC_K + z) * mp.exp(-z * z)
+        return horner(used, u) / (ERFC_K + z) * mp.exp(-z * z)
 
     err, where = max_rel_error(approx, mp.erfc, mp.mpf(0), zmax)
-    return h, err, where, umax
+    return h, lo, err, where, umax
 
 
 def split_constant(name, value, hi_bits):
@@ -174,6 +186,7 @@ def main():
     out = [split_constant("FA_LN2", mp.log(2), 32),
            f"#define FA_LOG2E {float(1 / mp.log(2)).hex()}",
            split_constant("FA_INV_SQRT2_DD", 1 / mp.sqrt(2), 53),
+           split_constant("FA_INV_SQRT_2PI_DD", 1 / mp.sqrt(2 * mp.pi), 53),
            # gelu's tanh form: 2u = A*x + B*x^3, A = 2*sqrt(2/pi), B = A*0.044715
            split_constant("FA_GELU_TANH_A", 2 * mp.sqrt(2 / mp.pi), 53),
            split_constant("FA_GELU_TANH_B", 2 * mp.sqrt(2 / mp.pi) * mp.mpf("0.044715"), 53)]
@@ -187,12 +200,16 @@ def main():
         out.append(c_table(f"fa_log1p_r_{label}", c,
                            f"R(z) = z (L1 + z (L2 + ...)), z = s^2: log1p max rel error "
                            f"2^{log2_of(err):.1f} at f = {mp.nstr(where, 6)}"))
-    for label, deg, zmax in (("short", 12, 10.5), ("full", 22, 27.4)):
-        h, err, where, umax = fit_erfc(deg, zmax)
+    for label, deg, zmax, lo_terms in (("short", 12, 10.5, 0), ("full", 22, 27.4, ERFC_LO_TERMS)):
+        h, lo, err, where, umax = fit_erfc(deg, zmax, lo_terms)
+        with_lo = f" (with the low parts below)" if lo_terms else ""
         out.append(c_table(f"fa_erfc_h_{label}", h,
                            f"erfc(z) = H(u)/(K+z) exp(-z^2), u = (z-K)/(z+K), K = 3.5, "
-                           f"z <= {zmax}: max rel error 2^{log2_of(err):.1f} at z = "
+                           f"z <= {zmax}: max rel error{with_lo} 2^{log2_of(err):.1f} at z = "
                            f"{mp.nstr(where, 6)}"))
+        if lo_terms:
+            out.append(c_table(f"fa_erfc_h_{label}_lo", lo,
+                               f"the rounding errors of the first {lo_terms} coefficients above"))
         out.append(f"#define FA_ERFC_ZMAX_{label.upper()} {zmax}")
     print("\n\n".join(out))
 

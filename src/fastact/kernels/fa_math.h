@@ -690,8 +690,6 @@ FA_INLINE T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
 
 /* ---- gelu: erfc and tanh forms ------------------------------------------- */
 
-#define FA_INV_SQRT_2PI 0x1.9884533d43651p-2 /* 1/sqrt(2 pi) */
-
 /* Phi(x) = erfc(-x/sqrt 2)/2 with z = -x/sqrt 2 as a double-double: erfc
  * keeps the left tail relative-accurate where 1 + erf would cancel, and the
  * low part of z keeps exp(-z^2) exact to the last bit down to the
@@ -713,30 +711,61 @@ FA_INLINE W FA(gelu_phi_parts)(W v, W *s1, W *s2, W *em, W *ef)
 /* x*Phi(x) with Phi's scale applied last, so that a subnormal result is
  * rounded once; gelu(-inf) = -0. */
 #if FA_PRECISE
-/* float64 erf-GELU: with the double erfc kernel above (H's Horner error
- * alone up to 3.8*2^-53) and the products that follow it (x * H/(K+z) *
- * exp), gelu measured 5.1 ULP in the left tail, so float64 keeps glibc's
- * x87 erfcl (scalar, 64-bit significand): Phi and phi in long double,
- * rounded once (measured 1.1 ULP on the 1.2e7-point sweep). */
-#define FA_LD_INV_SQRT2 0.70710678118654752440084436210484903928L
-#define FA_LD_INV_SQRT_2PI 0.39894228040143267793994605993438186848L
+/* float64 erf-GELU from erfc(|z|) as a double-double (FA(erfc_pos_dd);
+ * with the double kernel, H's Horner error alone was up to 3.8*2^-53 and
+ * gelu measured 5.1 ULP in the left tail, so this used glibc's x87 erfcl,
+ * scalar: ~80 ns per element).  *ph + *pl = erfc(|z|) mantissa, scaled by
+ * s1*s2; *em + *eml = exp(-z^2) = exp(-x^2/2), on the same scales. */
+FA_INLINE W FA(gelu_erfc_dd)(W v, W *s1, W *s2, W *em, W *eml, W *pl, int *left)
+{
+    W zl, zh = FA(mul_dd)(-v, FA_INV_SQRT2_DD_HI, &zl);
+    zl += -v * FA_INV_SQRT2_DD_LO;
+    W a = fabs(zh), al = zh >= 0 ? zl : -zl;
+    W ph = FA(erfc_pos_dd)(a, al, s1, s2, em, eml, pl);
+    *pl = a > FA_ERFC_ZMAX_FULL ? 0 : *pl; /* beyond: below every subnormal */
+    *left = zh >= 0;
+    return a > FA_ERFC_ZMAX_FULL ? 0 : ph;
+}
+/* x <= 0: x*P/2, the scales last (a subnormal result rounds once more);
+ * x > 0: x*(2 - P*S)/2, 2 - P*S as a double-double; each an FMA. */
 FA_INLINE T FA(gelu_erf_fwd)(T x)
 {
-    long double v = x, phi = erfcl(-v * FA_LD_INV_SQRT2) / 2;
-    return phi == 0 ? copysign((T)0, x) : (T)(v * phi);
+    W v = x, s1, s2, em, eml, pl;
+    int left;
+    W ph = FA(gelu_erfc_dd)(v, &s1, &s2, &em, &eml, &pl, &left);
+    W yl = (__builtin_fma(v, 0.5 * ph, v * (0.5 * pl)) * s1) * s2;
+    W rl, rh = fa_fast_two_sum(2, -((ph * s1) * s2), &rl);
+    rl -= (pl * s1) * s2;
+    W yr = __builtin_fma(v, 0.5 * rh, v * (0.5 * rl));
+    W y = left ? yl : yr;
+    y = v == 0 ? v : y; /* +-0 (a low part of the wrong sign would give +0 for -0) */
+    return isinf(v) ? (v > 0 ? x : (T)-0.0) : (T)y; /* no inf*0 from the low parts */
 }
+/* gelu'(x) = Phi(x) + x*phi(x), phi(x) = exp(-x^2/2)/sqrt(2 pi) on the
+ * scales of Phi: x <= 0, P/2 + x*C*E as a double-double (the terms cancel
+ * toward the root, where the series takes over); x > 0, (1 - P*S/2) +
+ * x*C*E*S, terms of one sign. */
 FA_INLINE W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
 {
-    long double v = x;
-    *s1 = 1;
-    *s2 = 1;
-    if (fabs(v - (W)fa_root_gelu_approximate_none[0]) < FA_ROOT_RADIUS)
-        return FA(root_series)(fa_root_gelu_approximate_none,
-                               (x - (W)fa_root_gelu_approximate_none[0]) -
-                                   (W)fa_root_gelu_approximate_none[1]);
-    long double phi = erfcl(-v * FA_LD_INV_SQRT2) / 2;
-    long double dens = expl(-v * v / 2) * FA_LD_INV_SQRT_2PI;
-    return (W)(phi + (dens == 0 ? 0 : v * dens));
+    W v = x, em, eml, pl;
+    int left;
+    W ph = FA(gelu_erfc_dd)(v, s1, s2, &em, &eml, &pl, &left);
+    W cl, ch = fa_two_prod(v, FA_INV_SQRT_2PI_DD_HI, &cl);
+    cl += v * FA_INV_SQRT_2PI_DD_LO;
+    W wl, wh = fa_two_prod(ch, em, &wl);
+    wl += ch * eml + cl * em;
+    W tl, th = fa_two_sum(0.5 * ph, wh, &tl);
+    W dleft = th + (tl + (0.5 * pl + wl));
+    dleft = em == 0 ? 0.5 * ph : dleft; /* exp(-x^2/2) = 0: no inf*0 */
+    W rl, rh = fa_fast_two_sum(1, -0.5 * ((ph * *s1) * *s2), &rl);
+    rl -= 0.5 * ((pl * *s1) * *s2);
+    W dright = rh + (rl + FA(mul_limit)(v, ((em * FA_INV_SQRT_2PI_DD_HI) * *s1) * *s2));
+    W d = left ? dleft : dright;
+    d = v == -INFINITY ? (W)0 : d;
+    int near = fabs(v - (W)fa_root_gelu_approximate_none[0]) < FA_ROOT_RADIUS;
+    *s1 = (left && !near) ? *s1 : 1;
+    *s2 = (left && !near) ? *s2 : 1;
+    return FA(near_root_or)(fa_root_gelu_approximate_none, v, 0, d);
 }
 #else
 FA_INLINE T FA(gelu_erf_fwd)(T x)
@@ -751,8 +780,8 @@ FA_INLINE W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
 {
     W v = (W)x, em, ef, m = FA(gelu_phi_parts)(v, s1, s2, &em, &ef);
     /* exp(-z^2) = exp(-x^2/2) = em*s1*s2 = ef: phi shares Phi's exponential */
-    W left = m + (ef == 0 ? 0 : v * (em * FA_INV_SQRT_2PI));
-    W right = m + FA(mul_limit)(v, ef * FA_INV_SQRT_2PI);
+    W left = m + (ef == 0 ? 0 : v * (em * FA_INV_SQRT_2PI_DD_HI));
+    W right = m + FA(mul_limit)(v, ef * FA_INV_SQRT_2PI_DD_HI);
     W d = v <= 0 ? left : right;
     d = v == -INFINITY ? (W)0 : d;
     int near = fabs(v - (W)fa_root_gelu_approximate_none[0]) < FA_ROOT_RADIUS;

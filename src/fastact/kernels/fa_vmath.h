@@ -42,6 +42,9 @@
 #define FA_INV_SQRT2_DD_HI 0x1.6a09e667f3bcdp-1 /* 53 bits */
 #define FA_INV_SQRT2_DD_LO -0x1.bdd3413b26456p-55
 
+#define FA_INV_SQRT_2PI_DD_HI 0x1.9884533d43651p-2 /* 53 bits */
+#define FA_INV_SQRT_2PI_DD_LO -0x1.cbc0d30ebfd15p-56
+
 #define FA_GELU_TANH_A_HI 0x1.9884533d43651p+0 /* 53 bits */
 #define FA_GELU_TANH_A_LO -0x1.cbc0d30ebfd15p-54
 
@@ -112,7 +115,7 @@ static const double fa_erfc_h_short[13] = {
 
 #define FA_ERFC_ZMAX_SHORT 10.5
 
-/* erfc(z) = H(u)/(K+z) exp(-z^2), u = (z-K)/(z+K), K = 3.5, z <= 27.4: max rel error 2^-52.5 at z = 26.3177 */
+/* erfc(z) = H(u)/(K+z) exp(-z^2), u = (z-K)/(z+K), K = 3.5, z <= 27.4: max rel error (with the low parts below) 2^-56.0 at z = 27.4 */
 static const double fa_erfc_h_full[23] = {
     0x1.1649466cd0bf1p+0 /* 1.08705558926226 */,
     -0x1.e02749166d56dp-1 /* -0.9377997245671118 */,
@@ -137,6 +140,16 @@ static const double fa_erfc_h_full[23] = {
     0x1.267a19ea58e6bp-27 /* 8.5704074572397031e-9 */,
     0x1.ec94295c7bd69p-29 /* 3.5839821511967762e-9 */,
     0x1.5a827d0797f78p-33 /* 1.575743773634021e-10 */,
+};
+
+/* the rounding errors of the first 6 coefficients above */
+static const double fa_erfc_h_full_lo[6] = {
+    0x1.ccd02d4e49fefp-54 /* 9.9922932626067769e-17 */,
+    -0x1.0fd90138c9e33p-56 /* -1.473689198524168e-17 */,
+    0x1.20e6d7504d213p-55 /* 3.1322787563115079e-17 */,
+    -0x1.ba47d39bc93bfp-56 /* -2.3976077885224604e-17 */,
+    -0x1.afead14e812fbp-57 /* -1.1707140689443587e-17 */,
+    -0x1.5e0c9c1336fffp-58 /* -4.7440520549000386e-18 */,
 };
 
 #define FA_ERFC_ZMAX_FULL 27.4
