@@ -297,3 +297,50 @@ def test_alpha_times_expm1_rounds_once(backend, name):
     want = [ref.REFERENCE[name][0](ref.mpf(xi), p) for xi in x]
     err = ref.ulp_error(got, want, np.float64)
     assert err.max() <= 2, (x[err.argmax()], err.max())
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_prelu_layouts_agree_bit_for_bit(backend, dtype):
+    """Channels last (the rows are the channels) has its own native loops:
+    forward and dL/dx along the rows, the weight's gradient as per-channel
+    sums over the rows.  Each channel is summed in the same order as with the
+    channels first, so the two layouts of the same data give the same bits."""
+    fa = functions_for(backend)
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((513, 37)) * 5).astype(dtype)
+    x[::7, ::3] = 0.0
+    x[5, 4], x[9, 2], x[11, 6] = np.inf, -np.inf, np.nan
+    g = rng.standard_normal(x.shape).astype(dtype)
+    w = rng.standard_normal(37).astype(dtype)
+    y_last = fa.prelu(x, w, axis=1)
+    gi_last, gw_last = fa.prelu_backward(g, x, w, axis=1)
+    xt, gt = np.ascontiguousarray(x.T), np.ascontiguousarray(g.T)
+    y_first = fa.prelu(xt, w, axis=0)
+    gi_first, gw_first = fa.prelu_backward(gt, xt, w, axis=0)
+    assert_same(y_last, y_first.T, "prelu")
+    assert_same(gi_last, gi_first.T, "prelu_backward dL/dx")
+    assert_same(gw_last, gw_first, "prelu_backward dL/dw")
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+@pytest.mark.parametrize("length", [7, 1000, (1 << 16) + 3])
+def test_softmax_rows_same_bits_in_place_and_across_threads(backend, dtype, length):
+    """The native last-axis softmax keeps exp(x - max) from its sum pass
+    (float64 in y itself, float32 in a scratch row up to 2^16 elements,
+    recomputed beyond) and takes the row maximum on vectors: in place, out of
+    place and on any thread count the results are the same bits."""
+    import fastact
+    fa = functions_for(backend)
+    rng = np.random.default_rng(22)
+    x = (rng.standard_normal((3, length)) * 30).astype(dtype)
+    x[1, length // 2] = np.nan
+    x[2, -1] = x[2].max()  # a tie for the maximum
+    for f in (fa.softmax, fa.log_softmax):
+        with fastact.num_threads(1):
+            want = f(x)
+        with fastact.num_threads(2):
+            assert_same(f(x), want, f.__name__)
+            inplace = x.copy()
+            f(inplace, out=inplace)
+            assert_same(inplace, want, f.__name__ + " in place")
+        assert np.isnan(want[1]).all() and not np.isnan(want[[0, 2]]).any()
