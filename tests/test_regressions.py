@@ -344,3 +344,23 @@ def test_softmax_rows_same_bits_in_place_and_across_threads(backend, dtype, leng
             f(inplace, out=inplace)
             assert_same(inplace, want, f.__name__ + " in place")
         assert np.isnan(want[1]).all() and not np.isnan(want[[0, 2]]).any()
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_swish_backward_beside_the_root_radius(backend):
+    """The exhaustive script's float64 gradient sweep (1.2e7 points): swish'
+    with beta = 1.702 at x = -0.676 (z = beta*x 0.128 from silu''s root, just
+    outside the series' radius) was 4.65 ULP off (native): 1 + z + e is half
+    of e there, so e's rounding, the rounded numerator and two rounded
+    divisions added up.  Now double-doubles and one division."""
+    import reference as ref
+    fa = functions_for(backend)
+    p = {"beta": 1.702}
+    root = R.BY_NAME["silu"].grad_root_series[0].hi / p["beta"]
+    x = np.concatenate([[-0.6760314192554048],
+                        np.linspace(root - 1.0, root - 0.07, 150),
+                        np.linspace(root + 0.07, root + 1.0, 150)])
+    got = fa.swish_backward(np.ones_like(x), x, **p)
+    want = [ref.REFERENCE["swish"][1](ref.mpf(xi), p) for xi in x]
+    err = ref.ulp_error(got, want, np.float64)
+    assert err.max() <= 4, (x[err.argmax()], err.max())
