@@ -44,7 +44,15 @@ PARALLEL_MIN_ELEMENTS = 1 << 16
 #: the largest.
 PARALLEL_MIN_ELEMENTS_SMOOTH = 1 << 12
 
-_local = threading.local()
+class _Local(threading.local):
+    #: this thread's num_threads() limit; None outside such a block.  A class
+    #: attribute, so that reading it where it was never set raises and
+    #: catches no AttributeError: getattr(local, "limit", None) cost 0.8 us
+    #: per call, most of the thread decision of a 10^5-element call.
+    limit = None
+
+
+_local = _Local()
 _process_default: int | None = None
 _forked_after_parallel = False
 _omp_max_threads = None  # set by _api when the native backend loads
@@ -154,7 +162,7 @@ def get_num_threads() -> int:
     """The number of threads a call from this thread may use now."""
     if _forked_after_parallel:
         return 1
-    n = getattr(_local, "limit", None)
+    n = _local.limit
     if n is None:
         n = _process_default
     if n is None:
@@ -174,7 +182,7 @@ def set_num_threads(n: int) -> None:
 def num_threads(n: int):
     """Limit calls made from the current thread to ``n`` threads inside the block."""
     n = _check_count(n)
-    previous = getattr(_local, "limit", None)
+    previous = _local.limit
     _local.limit = n
     try:
         yield n
