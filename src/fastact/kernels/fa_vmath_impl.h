@@ -136,37 +136,59 @@ FA_INLINE double FA(expm1_w)(double x)
     return k == 0 ? p : 2 * (h * p + (h - 0.5)); /* k = 0: p exactly, also subnormal */
 }
 
-/* expm1(x + xl) = hi + *lo for x <= 1 (x + xl above 1 is not evaluated:
- * elu, selu and celu take another branch there), as a double-double for a
- * caller that multiplies it by a parameter and rounds once.  float64:
- * expm1_w rounds its reduced argument and its last sum separately (about
- * 1.2 ULP near x = -0.37, where 2^k*p and 2^k - 1 cancel to a third), and
- * a caller's product adds 0.5 (celu, alpha = 2.5: 2.13 ULP, beyond the
+/* expm1(x + xl) = hi + *lo, as a double-double for a caller that multiplies
+ * it by a parameter and rounds once (elu, selu, celu).  float64: expm1_w
+ * rounds its reduced argument and its last sum separately (about 1.2 ULP
+ * near x = -0.37, where 2^k*p and 2^k - 1 cancel to a third), and a
+ * caller's product adds 0.5 (celu, alpha = 2.5: 2.13 ULP, beyond the
  * contract).  Here the reduction r = rh + rl is exact, expm1(r) = ph + pl
  * keeps the rounding of r + r^2*Q(r) (Fast2Sum: |r^2 Q| < |r|) and rl's
- * first-order term rl*e^r, and 2^k*p + (2^k - 1) is summed exactly
- * (2^k*ph is exact; 2^k - 1 = bh + bl by Fast2Sum for k <= 1, and |bh| >=
- * |2^k ph| for k != 0, bh = 0 for k = 0).  float32: expm1_w itself, with
- * a -0.0 low part that folds away. */
-FA_INLINE double FA(expm1_lo)(double x, double xl, double *lo)
+ * first-order term rl*e^r, and 2^k*p + (2^k - 1) is summed exactly (2^k*ph
+ * is exact; 2^k - 1 = bh + bl exactly; |bh| >= |2^k ph| for k != 0, bh = 0
+ * for k = 0).  `wide` (a constant): x up to 710 (celu with alpha < 0; past
+ * 709.78 the result is inf, with a 0 low part), as expm1_w does it, with
+ * h = 2^(k-1) and a last doubling; else x <= 0 only (elu, selu, celu with
+ * alpha > 0 take x itself above), where h = 2^k <= 1 needs neither (float64
+ * elu: 2.2 ns/element against 3.0 wide).  float32: expm1_w itself, with a
+ * -0.0 low part that folds away. */
+FA_INLINE double FA(expm1_range_lo)(double x, double xl, int wide, double *lo)
 {
 #if FA_PRECISE
-    xl = (x < -40 || x > 1) ? 0 : xl; /* a clamped x has no low part */
-    x = x < -40 ? -40 : (x > 1 ? 1 : x); /* NaN passes */
+    double top = wide ? 710 : 0;
+    xl = (x < -40 || x > top) ? 0 : xl; /* a clamped x has no low part */
+    x = x < -40 ? -40 : (x > top ? top : x); /* NaN passes */
     double kd = fa_round_int(x * FA_LOG2E);
     double rl, rh = fa_two_sum(x - kd * FA_LN2_HI, xl - kd * FA_LN2_LO, &rl);
     double pl, ph = fa_fast_two_sum(rh, rh * rh * FA_POLY(FA_EXPM1_Q, rh), &pl);
     pl += rl * (1 + ph);
-    double h = fa_pow2i(kd);
-    double bl, bh = fa_fast_two_sum(-1, h, &bl);
-    double e, v = fa_fast_two_sum(bh, h * ph, &e);
-    *lo = (e + bl) + h * pl;
+    double h = fa_pow2i(wide ? kd - 1 : kd), bl, bh, e, v, l;
+    if (!wide) {
+        bh = fa_fast_two_sum(-1, h, &bl);
+        v = fa_fast_two_sum(bh, h * ph, &e);
+        *lo = (e + bl) + h * pl;
+        return v;
+    }
+    bh = fa_two_sum(h, -0.5, &bl);
+    v = fa_fast_two_sum(bh, h * ph, &e);
+    l = (e + bl) + h * pl;
+    v = kd == 0 ? ph : 2 * v; /* k = 0: p itself (also subnormal) */
+    l = kd == 0 ? pl : 2 * l;
+    *lo = v <= DBL_MAX ? l : 0; /* overflowed: no NaN low part */
     return v;
 #else
     (void)xl;
+    (void)wide;
     *lo = -0.0; /* folds: see FA(exp_parts_lo) */
     return FA(expm1_w)(x);
 #endif
+}
+FA_INLINE double FA(expm1_lo)(double x, double xl, double *lo)
+{
+    return FA(expm1_range_lo)(x, xl, 0, lo);
+}
+FA_INLINE double FA(expm1_wide_lo)(double x, double xl, double *lo)
+{
+    return FA(expm1_range_lo)(x, xl, 1, lo);
 }
 
 /* log1p(x), x >= -1: u = 1 + x with its rounding error c kept (2Sum), u
