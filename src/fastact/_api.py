@@ -473,8 +473,10 @@ class _PreluDriver(_Driver):
         if w.dtype.kind not in "biuf":
             raise TypeError(f"{fname}: weight has unsupported dtype {w.dtype}")
         ax = _axis(fname, axis, x.ndim) if x.ndim >= 2 else None
+        # one channel: every element its own row, so that the kernels split
+        # the rows over threads ((1, 1, n) ran on one thread)
         if w.ndim == 0:
-            dims = (1, 1, x.size)
+            dims = (x.size, 1, 1)
         else:
             channels = x.shape[ax] if ax is not None else 1
             if w.ndim != 1 or w.shape[0] != channels:
@@ -482,7 +484,7 @@ class _PreluDriver(_Driver):
                          else "1 (x has fewer than 2 dimensions)")
                 raise ValueError(f"{fname}: weight must be a scalar or a 1-D array of "
                                  f"length {where}, got shape {w.shape}")
-            dims = _split(x.shape, ax) if ax is not None else (1, 1, x.size)
+            dims = _split(x.shape, ax) if ax is not None else (x.size, 1, 1)
         with np.errstate(all="ignore"):
             return dims, _prepared(w.reshape(-1), ct)
 
