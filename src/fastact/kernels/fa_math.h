@@ -204,7 +204,7 @@ FA_INLINE W FA(sigmoid_w)(W z)
 FA_INLINE W FA(sigmoid_grad_parts)(W zh, W zl, W *s1, W *s2)
 {
     W e, em = FA(exp_neg_abs_parts)(zh, zl, &e, s1, s2);
-    return FA(div_sum)(FA(div_sum)(em, 1, e), 1, e);
+    return FA(div_sum_sq)(em, 1, e);
 }
 
 /* f' about a root r of f' (the registry's RootSeries; tables s = {hi, lo,
@@ -542,7 +542,7 @@ FA_INLINE T FA(swish_core_bwd)(T g, T x, W beta)
     W e, s1, s2, em = FA(exp_neg_abs_parts)(z, zl, &e, &s1, &s2);
     W ol, o = FA(two_sum)(1, z, &ol);
     W N = z >= 0 ? (1 + e) + z * e : em * (o + (e + (ol + zl)));
-    W d = FA(div_sum)(FA(div_sum)(N, 1, e), 1, e);
+    W d = FA(div_sum_sq)(N, 1, e);
 #endif
     d = FA(near_root_or)(fa_root_silu, z, zl, d);
     d = isinf(z) ? (z > 0 ? (W)1 : (W)0) : d;
@@ -706,7 +706,7 @@ FA_INLINE T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
     W s1, s2, em = FA(exp_parts)(v, 0, &s1, &s2), e = (em * s1) * s2;
     W B = 4 * (1 + v) + e * ((6 + 4 * v) + e * (4 + e));
     W q = e * e, sq = (2 * e + 2) + q;
-    W d = FA(div_sum)(FA(div_sum)(em * B, sq, 0), sq, 0);
+    W d = FA(div_sum_sq)(em * B, sq, 0);
 #endif
     d = em == 0 ? (W)0 : d; /* exp(x) = 0 (x < -1400): no inf*0 */
     int near = fabs(v - (W)fa_root_mish[0]) < FA_ROOT_RADIUS;

@@ -268,6 +268,20 @@ FA_INLINE double FA(div_sum)(double n, double a, double b)
 {
     return FA(div_sum2)(n, 0, a, b);
 }
+/* n/(a + b)^2: float64 divides twice, each corrected; float32 once by the
+ * rounded square (in double, 2^-52 relative: far below float32's half ULP;
+ * the float32 gradients stay within 0.5 ULP on 1.2e7 points).  Measured,
+ * one thread, 1e5 float32, min of 3 alternating runs on a loaded machine:
+ * sigmoid' 2.80 -> 2.54 ns/element, tanh' 3.33 -> 2.68, silu' 4.16 -> 3.62. */
+FA_INLINE double FA(div_sum_sq)(double n, double a, double b)
+{
+#if FA_PRECISE
+    return FA(div_sum)(FA(div_sum)(n, a, b), a, b);
+#else
+    double d = a + b;
+    return n / (d * d);
+#endif
+}
 
 #if FA_PRECISE
 /* erfc(z) = (m + *lo)*s1*s2 for z = zh + zl >= 0 (float64), as
