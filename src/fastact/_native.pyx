@@ -298,9 +298,10 @@ cdef class FastOp:
     They return the result, or None -- having written nothing -- for every
     other call, which then takes the general path of _api.py (the same
     kernels, so the same bits).  The generated public functions call them
-    first (_api._fast_lines).  Measured, one run, float32 relu with out=:
-    2^16 elements on one thread 5.8 us here against 10.6 us on the general
-    path, whose argument handling this skips."""
+    first (_api._fast_lines).  Measured against the general path, whose
+    argument handling this skips (two builds alternated, 2 threads, float32
+    with out=, 2^16 elements): relu 8.83 -> 8.59 us, tanh' 115.7 -> 108.0 us;
+    a 16-element relu takes 0.16 us in both."""
     cdef int op
     cdef fa_params P
     cdef object threads

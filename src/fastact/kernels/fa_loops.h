@@ -439,24 +439,28 @@ FA_INLINE void FA(maxout_runs)(const T *x, T *y, int64_t n, int64_t pieces)
         y[g] = m;
     }
 }
-/* The first maximal element (the first NaN, if any) of each run gets g;
- * every NaN of x gets NaN. */
+/* The gradient of one group of `pieces` elements xg[q*stride]: g goes to
+ * the first maximal element (the first NaN, if any); every NaN of x gets
+ * NaN.  Branch-free, so that the runs below vectorise. */
+FA_INLINE void FA(maxout_group_backward)(T g, const T *xg, T *gg, int64_t stride,
+                                         int64_t pieces)
+{
+    T best = xg[0];
+    int64_t idx = 0;
+    for (int64_t q = 1; q < pieces; q++) {
+        T v = xg[q * stride];
+        int take = best == best && (v > best || v != v);
+        best = take ? v : best;
+        idx = take ? q : idx;
+    }
+    for (int64_t q = 0; q < pieces; q++)
+        gg[q * stride] = FA(scale_t)(g, FA(nan_or)(xg[q * stride], q == idx ? (T)1 : (T)0));
+}
 FA_INLINE void FA(maxout_runs_backward)(const T *g, const T *x, T *gi, int64_t n,
                                         int64_t pieces)
 {
-    for (int64_t r = 0; r < n; r++) {
-        const T *xg = x + r * pieces;
-        T best = xg[0];
-        int64_t idx = 0;
-        for (int64_t q = 1; q < pieces; q++) {
-            T v = xg[q];
-            int take = best == best && (v > best || v != v);
-            best = take ? v : best;
-            idx = take ? q : idx;
-        }
-        for (int64_t q = 0; q < pieces; q++)
-            gi[r * pieces + q] = FA(scale_t)(g[r], FA(nan_or)(xg[q], q == idx ? (T)1 : (T)0));
-    }
+    for (int64_t r = 0; r < n; r++)
+        FA(maxout_group_backward)(g[r], x + r * pieces, gi + r * pieces, 1, pieces);
 }
 #ifndef FA_MAXOUT_RUNS_SWITCH
 #define FA_MAXOUT_RUNS_SWITCH(pieces, CALL)                                    \
@@ -495,8 +499,7 @@ static void FA(maxout)(const T *x, T *y, int64_t o0, int64_t o1, int64_t K,
         }
 }
 
-/* The gradient goes to the first maximal element of the group (the first
- * NaN, if any); every NaN of x gets NaN. */
+/* FA(maxout_group_backward) for every group. */
 static void FA(maxout_backward)(const T *g, const T *x, T *gi, int64_t o0,
                                 int64_t o1, int64_t K, int64_t pieces,
                                 int64_t inner)
@@ -515,18 +518,8 @@ static void FA(maxout_backward)(const T *g, const T *x, T *gi, int64_t o0,
             const T *xg = x + (o * K + k) * pieces * inner;
             T *gg = gi + (o * K + k) * pieces * inner;
             const T *gr = g + (o * K + k) * inner;
-            for (int64_t j = 0; j < inner; j++) {
-                T best = xg[j], gv = gr[j];
-                int64_t idx = 0;
-                for (int64_t q = 1; q < pieces; q++) {
-                    T v = xg[q * inner + j];
-                    if (best == best && (v > best || v != v)) { best = v; idx = q; }
-                }
-                for (int64_t q = 0; q < pieces; q++) {
-                    T v = xg[q * inner + j];
-                    gg[q * inner + j] = FA(scale_t)(gv, FA(nan_or)(v, q == idx ? (T)1 : (T)0));
-                }
-            }
+            for (int64_t j = 0; j < inner; j++)
+                FA(maxout_group_backward)(gr[j], xg + j, gg + j, inner, pieces);
         }
 }
 
