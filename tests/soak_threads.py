@@ -78,7 +78,10 @@ def soak(seconds=10.0, n_threads=16, backend=None, seed=0):
 
     def worker(k):
         rnd = random.Random(k)
-        while time.monotonic() < deadline and not errors:
+        # at least one call per thread, even one that first runs after the
+        # deadline (16 threads and a spinning counter on 2 loaded cores: a
+        # thread could start late and call nothing, failing the short soak)
+        while counts[k] == 0 or (time.monotonic() < deadline and not errors):
             name, run, inputs, serial = rnd.choice(work)
             mine = tuple(a.copy() for a in inputs)  # this thread's own arrays
             form = rnd.randrange(3)
