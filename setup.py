@@ -145,7 +145,8 @@ def extensions():
         warnings.warn("fastact: Cython not available; installing the pure-NumPy backend only")
         return []
     kernel_sources = [os.path.join("src", "fastact", "kernels", name) for name in
-                      ("fa_kernels_baseline.c", "fa_kernels_x86_64_v3.c", "fa_dispatch.c")]
+                      ("fa_kernels_baseline.c", "fa_kernels_x86_64_v3.c",
+                       "fa_kernels_x86_64_v4.c", "fa_dispatch.c")]
     import numpy
     ext = Extension(
         "fastact._native",

@@ -159,29 +159,37 @@ print(json.dumps(fastact.config()["simd"]))
 """
 
 
+def usable_levels():
+    """The ISA levels compiled in that this CPU runs, lowest first."""
+    simd = fastact.config()["simd"]
+    compiled = list(simd["compiled"])
+    return compiled[:compiled.index(simd["cpu_best"]) + 1]
+
+
 @needs_native
-def test_fastact_isa_baseline(tmp_path):
+def test_fastact_isa_levels(tmp_path):
+    """FASTACT_ISA selects each level this CPU runs, and every level computes
+    what the baseline computes within the contract's bounds."""
     tests = os.path.dirname(os.path.abspath(__file__))
     runs = {}
-    for isa in ("", "baseline"):
+    for isa in [""] + usable_levels():
         path = str(tmp_path / f"isa{isa or 'default'}.npz")
         proc = run_python(ISA_SCRIPT.format(tests=tests, path=path), {"FASTACT_ISA": isa})
         runs[isa] = (json.loads(proc.stdout.strip().splitlines()[-1]), np.load(path))
         assert "Warning" not in proc.stderr, proc.stderr
-    simd_default, default = runs[""]
+        assert runs[isa][0]["in_use"] == (isa or runs[isa][0]["cpu_best"])
     simd_base, base = runs["baseline"]
-    assert simd_base["in_use"] == "baseline"
-    assert simd_default["in_use"] == simd_default["cpu_best"]
     assert "baseline" in simd_base["compiled"]
-    # The levels differ where x86-64-v3 fuses a*b + c into an FMA (setup.py's
+    # The levels differ where x86-64-v3/v4 fuse a*b + c into an FMA (setup.py's
     # fp-contract=fast); each level's own accuracy is checked by the whole
-    # suite run under FASTACT_ISA=baseline in CI, so here the two may differ
-    # by at most the contract's bounds: 2 ULP forward, 4 backward.
-    for key in default.files:
-        d = calls.ulp_distance(base[key], default[key])
-        bound = 4 if "backward" in key else 2
-        assert d.max() <= bound, (
-            f"{key}: baseline and {simd_default['in_use']} differ by {d.max()} ULP")
+    # suite run under each level in CI, so here they may differ from the
+    # baseline by at most the contract's bounds: 2 ULP forward, 4 backward.
+    for isa in usable_levels()[1:]:
+        _, other = runs[isa]
+        for key in other.files:
+            d = calls.ulp_distance(base[key], other[key])
+            bound = 4 if "backward" in key else 2
+            assert d.max() <= bound, f"{key}: baseline and {isa} differ by {d.max()} ULP"
 
 
 # ---------------------------------------------------------------------------

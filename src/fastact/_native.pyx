@@ -52,6 +52,7 @@ cdef extern from "fa_kernels.h" nogil:
     enum:
         FA_ISA_BASELINE
         FA_ISA_X86_64_V3
+        FA_ISA_X86_64_V4
         FA_ISA_COUNT
     const fa_kernel_table *fa_kernel_table_for(int isa)
     int fa_best_isa()
@@ -65,7 +66,7 @@ CHUNK_ALIGN = 16
 cdef int64_t _ALIGN = 16
 
 #: ISA level names, indexed by level.
-ISA_NAMES = ("baseline", "x86-64-v3")
+ISA_NAMES = ("baseline", "x86-64-v3", "x86-64-v4")
 
 cdef const fa_kernel_table *_table = fa_kernel_table_for(fa_best_isa())
 cdef bint _parallel_used = False

@@ -54,13 +54,15 @@ typedef struct {
     FA_KERNEL_SIGNATURES(double, f64)
 } fa_kernel_table;
 
-/* x86-64-v3 kernels are built where GCC can target that level per file. */
+/* x86-64-v3 and -v4 kernels are built where GCC can target those levels per
+ * file (and __builtin_cpu_supports knows their names: GCC 12). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
 #define FA_HAVE_X86_64_V3 1
+#define FA_HAVE_X86_64_V4 1
 #endif
 
 /* Instruction-set levels, in increasing order. */
-enum { FA_ISA_BASELINE = 0, FA_ISA_X86_64_V3 = 1, FA_ISA_COUNT = 2 };
+enum { FA_ISA_BASELINE = 0, FA_ISA_X86_64_V3 = 1, FA_ISA_X86_64_V4 = 2, FA_ISA_COUNT = 3 };
 
 /* The table for a level, or NULL if it was not compiled in. */
 const fa_kernel_table *fa_kernel_table_for(int isa);
@@ -70,6 +72,9 @@ int fa_best_isa(void);
 extern const fa_kernel_table fa_kernels_baseline;
 #if defined(FA_HAVE_X86_64_V3)
 extern const fa_kernel_table fa_kernels_x86_64_v3;
+#endif
+#if defined(FA_HAVE_X86_64_V4)
+extern const fa_kernel_table fa_kernels_x86_64_v4;
 #endif
 
 /* Counter-based uniform generator for rrelu: splitmix64's finaliser applied

@@ -201,12 +201,14 @@ FA_INLINE W *FA(softmax_keep)(int log_form, T *ys, W *scratch)
 }
 
 /* The maximum of a row, NaN if the row has one: the lanes of a GCC vector
- * of one register (32 bytes with AVX, 16 on the baseline level; selects
- * written as masks) keep their maximum and, apart, the last NaN they saw
- * (-inf if none).  Written as plain loops over arrays of lanes, or with
+ * of one register (64 bytes with AVX-512, 32 with AVX, 16 on the baseline
+ * level; selects written as masks) keep their maximum and, apart, the last
+ * NaN they saw (-inf if none).  Written as plain loops over arrays of lanes, or with
  * FA(max_nan), the selects stayed scalar (measured: 30% of a float32
  * softmax over rows of 1000); vectors of two registers were slower. */
-#if defined(__AVX__)
+#if defined(__AVX512F__)
+typedef T FA(vec) __attribute__((vector_size(64)));
+#elif defined(__AVX__)
 typedef T FA(vec) __attribute__((vector_size(32)));
 #else
 typedef T FA(vec) __attribute__((vector_size(16)));
