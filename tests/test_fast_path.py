@@ -181,3 +181,99 @@ def test_generated_source_names_the_defaults():
         for p in act.params:
             if p.native != "op":
                 assert p.name in fwd.split("\n")[1] or p.name in fwd.split("\n")[2]
+
+
+# ---------------------------------------------------------------------------
+# softmax and log_softmax along the last axis (_native.FastSoftmax)
+
+SOFTMAX = [a.name for a in R.ACTIVATIONS if a.kind == R.SOFTMAX]
+
+
+def _rows(dtype, shape):
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 6).astype(dtype)
+    x.flat[:4] = [np.inf, -np.inf, np.nan, 0.0]
+    return rng.standard_normal(shape).astype(dtype), x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5,), (3, 7), (2, 3, 1000), (4, 1)])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_softmax_same_bits_as_general_path(name, shape, dtype):
+    f, b = getattr(fa, name), getattr(fa, name + "_backward")
+    g, x = _rows(dtype, shape)
+    general = np.int64(-1)  # not an int: the general path, same kernels
+    want = f(x, general)
+    for axis in (-1, len(shape) - 1):
+        assert np.array_equal(f(x, axis), want, equal_nan=True)
+    out = np.full_like(x, 7)
+    assert f(x, out=out) is out and np.array_equal(out, want, equal_nan=True)
+    inplace = x.copy()
+    assert f(inplace, out=inplace) is inplace and np.array_equal(inplace, want, equal_nan=True)
+    y = f(x)
+    gwant = b(g, y, general)
+    assert np.array_equal(b(g, y), gwant, equal_nan=True)
+    for keep in ("g", "y"):  # out is one of the inputs itself
+        gg, yy = g.copy(), y.copy()
+        dest = gg if keep == "g" else yy
+        assert b(gg, yy, out=dest) is dest and np.array_equal(dest, gwant, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_softmax_fast_and_general_calls(monkeypatch, name):
+    calls = _spy(monkeypatch, name)
+    f, b = getattr(fa, name), getattr(fa, name + "_backward")
+    g, x = _rows(np.float32, (3, 16))
+    f(x), f(x, -1), f(x, 1), f(x, out=np.empty_like(x)), b(g, x), b(g, x, 1)
+    assert calls == []
+    cases = [
+        lambda: f(x, 0),                                   # another axis
+        lambda: f(x, np.int64(-1)),                        # not an int
+        lambda: f(x, True),                                # a bool is no axis
+        lambda: f(x.T),                                    # not contiguous
+        lambda: f(x.astype(np.float16)),
+        lambda: f(x.astype(">f4")),
+        lambda: f(x, out=np.empty((3, 16), np.float64)),
+        lambda: f(x.tolist()),
+        lambda: f(np.empty((3, 0), np.float32)),           # no elements
+        lambda: b(g, x.astype(np.float64)),
+        lambda: b(g[:2], x),                               # shapes differ
+    ]
+    for k, case in enumerate(cases):
+        before = len(calls)
+        try:
+            case()
+        except (TypeError, ValueError):
+            pass
+        assert len(calls) == before + 1, k
+
+
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_softmax_large_calls_split_as_the_general_path(monkeypatch, name):
+    calls = _spy(monkeypatch, name)
+    asked = []
+    real = _threads.threads_for
+    monkeypatch.setattr(_threads, "threads_for",
+                        lambda n, smooth=False: asked.append((n, smooth)) or real(n, smooth))
+    rows = 4 * _threads.PARALLEL_MIN_ELEMENTS_SMOOTH // 64
+    g, x = _rows(np.float64, (rows, 64))
+    f, b = getattr(fa, name), getattr(fa, name + "_backward")
+    with fa.num_threads(2):
+        y = f(x)
+        gx = b(g, y)
+        f(x[:1])  # one row: one thread, threads_for not asked
+    assert calls == [] and asked == [(x.size, True)] * 2
+    with fa.num_threads(1):
+        assert np.array_equal(y, f(x, np.int64(-1)), equal_nan=True)
+        assert np.array_equal(gx, b(g, y, np.int64(-1)), equal_nan=True)
+
+
+def test_softmax_partial_overlap_goes_general_and_is_right():
+    base = np.linspace(-3, 3, 33)
+    want = fa.softmax(base[:32].copy())
+    buf = base.copy()
+    assert np.array_equal(fa.softmax(buf[:32], out=buf[1:]), want)
+    g = np.linspace(1, 2, 33)
+    gw = fa.softmax_backward(g[:32].copy(), want)
+    buf = g.copy()
+    assert np.array_equal(fa.softmax_backward(buf[:32], want, out=buf[1:]), gw)

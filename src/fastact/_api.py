@@ -327,7 +327,12 @@ class NativeBackend:
     def fast_ops(self, act):
         """{form: _native.FastOp} of an element-wise activation with its
         default parameters (form None, or each choice of a native="op"
-        parameter), or None where the activation has a generator key (rrelu)."""
+        parameter), or None where the activation has a generator key (rrelu);
+        {None: _native.FastSoftmax} of softmax and log_softmax."""
+        if act.kind == R.SOFTMAX:
+            if not hasattr(self.m, "FastSoftmax"):  # an extension older than this file
+                return None
+            return {None: self.m.FastSoftmax(act.name == "log_softmax", _threads)}
         if (not hasattr(self.m, "FastOp")  # an extension older than this file
                 or any(p.native == "key" or p.default is R.REQUIRED for p in act.params)):
             return None
@@ -650,9 +655,12 @@ def _signatures(act, fast=False):
                 f"def {b}(grad_output, x{pos_text}, *, {kw_text}out=None, bias=None):\n"
                 f"    return _driver.backward(grad_output, x, weight, axis, out, bias)\n")
     if act.kind == R.SOFTMAX:
-        return (f"def {n}(x{pos_text}, *, out=None):\n"
+        tail = "    if _r is not None:\n        return _r\n"
+        fast_f = f"    _r = _fast.forward(x, axis, out)\n{tail}" if fast else ""
+        fast_b = f"    _r = _fast.backward(grad_output, y, axis, out)\n{tail}" if fast else ""
+        return (f"def {n}(x{pos_text}, *, out=None):\n{fast_f}"
                 f"    return _driver.forward(x, axis, out)\n",
-                f"def {b}(grad_output, y{pos_text}, *, out=None):\n"
+                f"def {b}(grad_output, y{pos_text}, *, out=None):\n{fast_b}"
                 f"    return _driver.backward(grad_output, y, axis, out)\n")
     if act.kind == R.MAXOUT:
         return (f"def {n}(x{pos_text}, *, out=None):\n"
@@ -695,7 +703,7 @@ def build_functions(backend):
     functions = {}
     for act in R.ACTIVATIONS:
         driver = _DRIVERS[act.kind](act, backend)
-        fast = (backend.fast_ops(act) if act.kind == R.ELEMENTWISE
+        fast = (backend.fast_ops(act) if act.kind in (R.ELEMENTWISE, R.SOFTMAX)
                 and hasattr(backend, "fast_ops") else None)
         fwd_src, bwd_src = _signatures(act, fast is not None)
         functions[act.name] = _make(fwd_src, act.name, driver, forward_doc(act), fast)
