@@ -220,7 +220,9 @@ def _check_param(fname, param, value):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{fname}: {name} must be True or False, got {value!r}")
         return bool(value)
-    if param.kind == "int":
+    if type(value) is float and param.kind == "float":
+        pass  # the common case, without the ABC check below (~0.4 us)
+    elif param.kind == "int":
         if isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{fname}: {name} must be an integer, got {value!r}")
         try:
