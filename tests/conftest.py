@@ -25,6 +25,15 @@ ELEMENTWISE = tuple(a for a in ACTIVATIONS if a.kind == R.ELEMENTWISE)
 SMOOTH = tuple(a for a in ELEMENTWISE if not a.exact)
 
 
+def usable_isa_levels():
+    """The ISA levels compiled in that this CPU runs, lowest first (the native
+    backend's config; [] without it)."""
+    simd = fastact.config()["simd"]
+    compiled = list(simd.get("compiled") or ())
+    best = simd.get("cpu_best")
+    return compiled[:compiled.index(best) + 1] if best in compiled else []
+
+
 def functions_for(backend_name):
     """A namespace with every public function bound to one backend."""
     return types.SimpleNamespace(**_api.build_functions(fastact._BACKENDS[backend_name]))

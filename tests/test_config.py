@@ -18,7 +18,8 @@ import pytest
 
 import calls
 import fastact
-from conftest import ACTIVATIONS, BACKEND_NAMES, ELEMENTWISE, functions_for, ids
+from conftest import (ACTIVATIONS, BACKEND_NAMES, ELEMENTWISE, functions_for, ids,
+                      usable_isa_levels)
 from fastact import _registry as R
 
 SRC = os.path.dirname(os.path.dirname(fastact.__file__))
@@ -159,20 +160,13 @@ print(json.dumps(fastact.config()["simd"]))
 """
 
 
-def usable_levels():
-    """The ISA levels compiled in that this CPU runs, lowest first."""
-    simd = fastact.config()["simd"]
-    compiled = list(simd["compiled"])
-    return compiled[:compiled.index(simd["cpu_best"]) + 1]
-
-
 @needs_native
 def test_fastact_isa_levels(tmp_path):
     """FASTACT_ISA selects each level this CPU runs, and every level computes
     what the baseline computes within the contract's bounds."""
     tests = os.path.dirname(os.path.abspath(__file__))
     runs = {}
-    for isa in [""] + usable_levels():
+    for isa in [""] + usable_isa_levels():
         path = str(tmp_path / f"isa{isa or 'default'}.npz")
         proc = run_python(ISA_SCRIPT.format(tests=tests, path=path), {"FASTACT_ISA": isa})
         runs[isa] = (json.loads(proc.stdout.strip().splitlines()[-1]), np.load(path))
@@ -184,7 +178,7 @@ def test_fastact_isa_levels(tmp_path):
     # fp-contract=fast); each level's own accuracy is checked by the whole
     # suite run under each level in CI, so here they may differ from the
     # baseline by at most the contract's bounds: 2 ULP forward, 4 backward.
-    for isa in usable_levels()[1:]:
+    for isa in usable_isa_levels()[1:]:
         _, other = runs[isa]
         for key in other.files:
             d = calls.ulp_distance(base[key], other[key])

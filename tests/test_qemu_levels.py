@@ -17,7 +17,7 @@ import sys
 import pytest
 
 import fastact
-from conftest import UNDER_ASAN
+from conftest import UNDER_ASAN, usable_isa_levels
 
 QEMU = shutil.which("qemu-x86_64")
 
@@ -33,12 +33,6 @@ CPUS = [("Nehalem", "baseline", ("x86-64-v3", "x86-64-v4")),
         ("Haswell", "x86-64-v3", ("x86-64-v4",))]
 
 
-def host_levels():
-    simd = fastact.config()["simd"]
-    compiled = list(simd["compiled"])
-    return compiled[:compiled.index(simd["cpu_best"]) + 1]
-
-
 def run_under(model, *args):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -50,7 +44,7 @@ def run_under(model, *args):
 
 @pytest.mark.parametrize("model, level, above", CPUS, ids=[c[0] for c in CPUS])
 def test_emulated_cpu_chooses_its_level_and_passes_check(model, level, above):
-    if level not in host_levels():
+    if level not in usable_isa_levels():
         pytest.skip(f"this build or host has no {level} kernels")
     proc = run_under(model, "-m", "fastact", "check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -65,7 +59,7 @@ def test_emulated_results_equal_the_level_on_the_host(model, level, above):
     """The emulated run computes, bit for bit, what FASTACT_ISA=<level> computes
     natively (so the CI runs of the suite under FASTACT_ISA=<level> test the
     code such a CPU runs)."""
-    if level not in host_levels():
+    if level not in usable_isa_levels():
         pytest.skip(f"this build or host has no {level} kernels")
     code = ("import hashlib, numpy as np, fastact as fa\n"
             "x = np.linspace(-40, 40, 4001)\n"

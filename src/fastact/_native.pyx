@@ -477,12 +477,16 @@ cdef class FastSoftmax:
         self.log_form = log_form
         self.threads = threads  # the module fastact._threads
 
-    cdef int _nt(self, int64_t n, int64_t outer) except -1:
-        # the general path's choice: threads_for (1 below the module's
-        # threshold, read each call), then at most one thread per row
-        if outer < 2 or n < self.threads.PARALLEL_MIN_ELEMENTS_SMOOTH:
+    cdef int _rows(self, cnp.ndarray a, int64_t *outer, int64_t *L) except -1:
+        """a's rows along its last axis (*outer of length *L) and the threads
+        the general path would choose: threads_for (1 below the module's
+        threshold, read each call), then at most one thread per row."""
+        cdef int64_t n = cnp.PyArray_SIZE(a)
+        L[0] = cnp.PyArray_DIMS(a)[cnp.PyArray_NDIM(a) - 1]
+        outer[0] = n // L[0]
+        if outer[0] < 2 or n < self.threads.PARALLEL_MIN_ELEMENTS_SMOOTH:
             return 1
-        return _threads(self.threads.threads_for(n, True), outer)
+        return _threads(self.threads.threads_for(n, True), outer[0])
 
     def forward(self, x, axis, out):
         cdef cnp.ndarray xa = _fast_array(x)
@@ -491,16 +495,15 @@ cdef class FastSoftmax:
         cdef cnp.ndarray ya = _fast_out(out, xa)
         if ya is None or _overlaps(xa, ya):
             return None
-        cdef int64_t n = cnp.PyArray_SIZE(xa)
-        cdef int64_t L = cnp.PyArray_DIMS(xa)[cnp.PyArray_NDIM(xa) - 1]
-        cdef int nt = self._nt(n, n // L)
+        cdef int64_t outer, L
+        cdef int nt = self._rows(xa, &outer, &L)
         cdef void *xs = cnp.PyArray_DATA(xa)
         cdef void *ys = cnp.PyArray_DATA(ya)
         with nogil:
             if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
-                _softmax_chunks(self.log_form, <const double *>xs, <double *>ys, n // L, L, 1, nt)
+                _softmax_chunks(self.log_form, <const double *>xs, <double *>ys, outer, L, 1, nt)
             else:
-                _softmax_chunks(self.log_form, <const float *>xs, <float *>ys, n // L, L, 1, nt)
+                _softmax_chunks(self.log_form, <const float *>xs, <float *>ys, outer, L, 1, nt)
         return ya
 
     def backward(self, g, y, axis, out):
@@ -511,19 +514,18 @@ cdef class FastSoftmax:
         cdef cnp.ndarray oa = _fast_out(out, ya)
         if oa is None or _overlaps(ga, oa) or _overlaps(ya, oa):
             return None
-        cdef int64_t n = cnp.PyArray_SIZE(ya)
-        cdef int64_t L = cnp.PyArray_DIMS(ya)[cnp.PyArray_NDIM(ya) - 1]
-        cdef int nt = self._nt(n, n // L)
+        cdef int64_t outer, L
+        cdef int nt = self._rows(ya, &outer, &L)
         cdef void *gs = cnp.PyArray_DATA(ga)
         cdef void *ys = cnp.PyArray_DATA(ya)
         cdef void *os_ = cnp.PyArray_DATA(oa)
         with nogil:
             if cnp.PyArray_TYPE(ya) == cnp.NPY_FLOAT64:
                 _softmax_backward_chunks(self.log_form, <const double *>gs, <const double *>ys,
-                                         <double *>os_, n // L, L, 1, nt)
+                                         <double *>os_, outer, L, 1, nt)
             else:
                 _softmax_backward_chunks(self.log_form, <const float *>gs, <const float *>ys,
-                                         <float *>os_, n // L, L, 1, nt)
+                                         <float *>os_, outer, L, 1, nt)
         return oa
 
 
