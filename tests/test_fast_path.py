@@ -276,3 +276,146 @@ def test_softmax_partial_overlap_goes_general_and_is_right():
     gw = fa.softmax_backward(g[:32].copy(), want)
     buf = g.copy()
     assert np.array_equal(fa.softmax_backward(buf[:32], want, out=buf[1:]), gw)
+
+
+# ---------------------------------------------------------------------------
+# prelu and maxout (_native.FastPrelu, _native.FastMaxout)
+
+def _prelu_cases(dtype):
+    """(x, weight, axis) of each layout: a float weight, channels first,
+    channels last, a middle axis, 1-D x with a length-1 weight."""
+    rng = np.random.default_rng(5)
+    g, x = _inputs(dtype, (4, 6, 5))
+    w6 = rng.standard_normal(6).astype(dtype)
+    w5 = rng.standard_normal(5).astype(dtype)
+    w4 = rng.standard_normal(4).astype(dtype)
+    return g, [(x, 0.25, 1), (x, -1e40, 1), (x, w6, 1), (x, w5, -1), (x, w4, 0),
+               (x.reshape(-1), 0.1, 1), (x.reshape(-1), w6[:1], "ignored for 1-D x")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_same_bits_as_general_path(dtype):
+    g, cases = _prelu_cases(dtype)
+    for x, w, axis in cases:
+        gx = g.reshape(x.shape)
+        general = dict(weight=np.asarray(w), axis=np.int64(axis if type(axis) is int else 0))
+        want = fa.prelu(_strided(x), **general)
+        assert np.array_equal(fa.prelu(x, w, axis=axis), want, equal_nan=True)
+        inplace = x.copy()
+        assert fa.prelu(inplace, w, axis=axis, out=inplace) is inplace
+        assert np.array_equal(inplace, want, equal_nan=True)
+        gwant, gwwant = fa.prelu_backward(_strided(gx), _strided(x), **general)
+        for out in (None, "g", "x"):
+            gg, xx = gx.copy(), x.copy()
+            dest = {None: None, "g": gg, "x": xx}[out]
+            got, gw = fa.prelu_backward(gg, xx, w, axis=axis, out=dest)
+            assert dest is None or got is dest
+            assert np.array_equal(got, gwant, equal_nan=True)
+            assert gw.shape == np.shape(w) and gw.dtype == dtype
+            assert np.array_equal(gw, gwwant, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, pieces, axis",
+                         [((4, 6), 2, -1), ((4, 6), 3, 1), ((6, 5), 3, 0),
+                          ((2, 6, 3), 2, 1), ((7,), 7, 0), ((4, 6), 1, -1)])
+def test_maxout_same_bits_as_general_path(shape, pieces, axis, dtype):
+    _, x = _inputs(dtype, shape)
+    want = fa.maxout(x, np.int64(pieces), np.int64(axis))
+    assert np.array_equal(fa.maxout(x, pieces, axis), want, equal_nan=True)
+    out = np.full_like(want, 7)
+    assert fa.maxout(x, pieces, axis, out=out) is out
+    assert np.array_equal(out, want, equal_nan=True)
+    g = np.random.default_rng(2).standard_normal(want.shape).astype(dtype)
+    gwant = fa.maxout_backward(g, x, np.int64(pieces), np.int64(axis))
+    assert np.array_equal(fa.maxout_backward(g, x, pieces, axis), gwant, equal_nan=True)
+    inplace = x.copy()
+    assert fa.maxout_backward(g, inplace, pieces, axis, out=inplace) is inplace
+    assert np.array_equal(inplace, gwant, equal_nan=True)
+
+
+def test_prelu_and_maxout_fast_and_general_calls(monkeypatch):
+    prelu_calls, maxout_calls = _spy(monkeypatch, "prelu"), _spy(monkeypatch, "maxout")
+    g, x = _inputs(np.float32, (3, 8))
+    w = np.full(8, 0.25, np.float32)
+    fa.prelu(x, 0.25), fa.prelu(x, w, axis=-1), fa.prelu(x.reshape(-1), 0.5, axis="any")
+    fa.prelu(x, 0.25, out=np.empty_like(x)), fa.prelu_backward(g, x, w, axis=1)
+    g4 = g[:, :4].copy()
+    fa.maxout(x, 2), fa.maxout(x, 4, 1), fa.maxout(x, 3, 0), fa.maxout_backward(g4, x, 2)
+    assert prelu_calls == [] and maxout_calls == []
+    out = np.empty_like(x)
+    buf = np.zeros(24, np.float32)
+    held = buf[:12].reshape(3, 4)
+    held[...] = g4
+    _each_goes_general(prelu_calls, [
+        lambda: fa.prelu(x, 0.25, bias=np.zeros(8, np.float32)),
+        lambda: fa.prelu(x, 1),                                  # an int weight
+        lambda: fa.prelu(x, np.float32(0.25)),                   # a NumPy scalar
+        lambda: fa.prelu(x, np.array(0.25, np.float32)),         # a 0-d array
+        lambda: fa.prelu(x, w.astype(np.float64), axis=1),       # another dtype
+        lambda: fa.prelu(x, w[:3], axis=1),                      # a wrong length: raises
+        lambda: fa.prelu(x, np.full(16, 0.25, np.float32)[::2], axis=1),  # not contiguous
+        lambda: fa.prelu(x, 0.25, axis=np.int64(1)),             # not an int
+        lambda: fa.prelu(x, 0.25, axis=True),
+        lambda: fa.prelu(x, 0.25, axis=2),                       # out of range: raises
+        lambda: fa.prelu(x.T, 0.25),
+        lambda: fa.prelu(x, 0.25, out=np.empty((3, 8))),         # out of another dtype
+        lambda: fa.prelu(x, out.reshape(-1)[:8], axis=1, out=out),  # weight inside out
+        lambda: fa.prelu_backward(g, x.astype(np.float64), 0.25),
+    ])
+    _each_goes_general(maxout_calls, [
+        lambda: fa.maxout(x, np.int64(2)),                       # not an int
+        lambda: fa.maxout(x, True),
+        lambda: fa.maxout(x, 3),                                 # 8 % 3: raises
+        lambda: fa.maxout(x, 0),                                 # raises
+        lambda: fa.maxout(x, 2, axis=-3),                        # raises
+        lambda: fa.maxout(x.T, 2),
+        lambda: fa.maxout(x, 2, out=np.empty((3, 4))),           # out of another dtype
+        lambda: fa.maxout(x, 2, out=np.empty((3, 8), np.float32)),  # wrong shape: raises
+        lambda: fa.maxout(x, 2, out=x.reshape(-1)[:12].reshape(3, 4)),  # out inside x
+        lambda: fa.maxout_backward(held, x, 2, out=buf.reshape(3, 8)),  # out holds g
+        lambda: fa.maxout_backward(g[:, :4], x, 2),              # g not contiguous
+        lambda: fa.maxout_backward(g4.astype(np.float64), x, 2),
+        lambda: fa.maxout_backward(g, x, 2),                     # g of x's shape: raises
+    ])
+
+
+def test_prelu_and_maxout_overlaps_are_right():
+    """Declined overlaps: the general path's result, as if inputs were copied first."""
+    x = np.linspace(-3, 3, 24).reshape(3, 8)
+    out = np.full_like(x, 0.5)
+    w = out[0]                       # the weight is the first row of the result
+    want = np.where(x > 0, x, 0.5 * x)
+    assert np.array_equal(fa.prelu(x, w, axis=1, out=out), want)
+    buf = x.copy()
+    packed = buf.reshape(-1)[:12].reshape(3, 4)   # maxout's result over x's first half
+    assert np.array_equal(fa.maxout(buf, 2, out=packed), x.reshape(3, 4, 2).max(-1))
+
+
+@pytest.mark.parametrize("name", ["prelu", "maxout"])
+def test_prelu_and_maxout_large_calls_split_as_the_general_path(monkeypatch, name):
+    calls = _spy(monkeypatch, name)
+    asked = []
+    real = _threads.threads_for
+    monkeypatch.setattr(_threads, "threads_for",
+                        lambda n, smooth=False: asked.append((n, smooth)) or real(n, smooth))
+    rows = 4 * _threads.PARALLEL_MIN_ELEMENTS // 64
+    g, x = _rows(np.float64, (rows, 64))
+    w = np.linspace(-1, 1, 64)
+    if name == "prelu":
+        f, general = (lambda a: fa.prelu(a, w, axis=-1)), (lambda a: fa.prelu(a, w, axis=np.int64(1)))
+        b = lambda a: fa.prelu_backward(g, a, w, axis=-1)
+        bgeneral = lambda a: fa.prelu_backward(g, a, w, axis=np.int64(1))
+    else:
+        f, general = (lambda a: fa.maxout(a, 2)), (lambda a: fa.maxout(a, np.int64(2)))
+        g = g[:, :32].copy()
+        b = lambda a: fa.maxout_backward(g, a, 2)
+        bgeneral = lambda a: fa.maxout_backward(g, a, np.int64(2))
+    with fa.num_threads(2):
+        y, gx = f(x), b(x)
+        f(x[:1])  # below the threshold: threads_for not asked
+    assert calls == [] and asked == [(x.size, False)] * 2
+    with fa.num_threads(1):
+        assert np.array_equal(y, general(x), equal_nan=True)
+        for got, want in zip(np.atleast_1d(gx) if name == "maxout" else gx, bgeneral(x)):
+            assert np.array_equal(got, want, equal_nan=True)

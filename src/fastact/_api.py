@@ -330,11 +330,15 @@ class NativeBackend:
         """{form: _native.FastOp} of an element-wise activation with its
         default parameters (form None, or each choice of a native="op"
         parameter), or None where the activation has a generator key (rrelu);
-        {None: _native.FastSoftmax} of softmax and log_softmax."""
+        {None: _native.FastSoftmax} of softmax and log_softmax, and
+        {None: _native.FastPrelu} / {None: _native.FastMaxout}."""
         if act.kind == R.SOFTMAX:
             if not hasattr(self.m, "FastSoftmax"):  # an extension older than this file
                 return None
             return {None: self.m.FastSoftmax(act.name == "log_softmax", _threads)}
+        if act.kind in (R.PRELU, R.MAXOUT):
+            cls = getattr(self.m, "FastPrelu" if act.kind == R.PRELU else "FastMaxout", None)
+            return None if cls is None else {None: cls(_threads)}
         if (not hasattr(self.m, "FastOp")  # an extension older than this file
                 or any(p.native == "key" or p.default is R.REQUIRED for p in act.params)):
             return None
@@ -651,25 +655,33 @@ def _signatures(act, fast=False):
                 f"def {b}(grad_output, {x_arg}{pos_text}, *, {y_arg}{kw_text}out=None, "
                 f"bias=None):\n{fast_b}"
                 f"    return _driver.backward(grad_output, x, {values}, {y_val}, out, bias)\n")
-    if act.kind == R.PRELU:
-        return (f"def {n}(x{pos_text}, *, {kw_text}out=None, bias=None):\n"
-                f"    return _driver.forward(x, weight, axis, out, bias)\n",
-                f"def {b}(grad_output, x{pos_text}, *, {kw_text}out=None, bias=None):\n"
-                f"    return _driver.backward(grad_output, x, weight, axis, out, bias)\n")
-    if act.kind == R.SOFTMAX:
-        tail = "    if _r is not None:\n        return _r\n"
-        fast_f = f"    _r = _fast.forward(x, axis, out)\n{tail}" if fast else ""
-        fast_b = f"    _r = _fast.backward(grad_output, y, axis, out)\n{tail}" if fast else ""
-        return (f"def {n}(x{pos_text}, *, out=None):\n{fast_f}"
-                f"    return _driver.forward(x, axis, out)\n",
-                f"def {b}(grad_output, y{pos_text}, *, out=None):\n{fast_b}"
-                f"    return _driver.backward(grad_output, y, axis, out)\n")
-    if act.kind == R.MAXOUT:
-        return (f"def {n}(x{pos_text}, *, out=None):\n"
-                f"    return _driver.forward(x, pieces, axis, out)\n",
-                f"def {b}(grad_output, x{pos_text}, *, out=None):\n"
-                f"    return _driver.backward(grad_output, x, pieces, axis, out)\n")
-    raise AssertionError(act.kind)
+    # the other kinds: (positional arguments of the forward, of the backward,
+    # and keywords of both), the same for the fast path (_fast: the
+    # backend's FastSoftmax/FastPrelu/FastMaxout, None for a call it does
+    # not serve) and the driver
+    fwd_args, bwd_args, keywords = {
+        R.PRELU: ("x, weight, axis", "grad_output, x, weight, axis", ("out", "bias")),
+        R.SOFTMAX: ("x, axis", "grad_output, y, axis", ("out",)),
+        R.MAXOUT: ("x, pieces, axis", "grad_output, x, pieces, axis", ("out",)),
+    }[act.kind]
+    kw_def = kw_text + ", ".join(f"{k}=None" for k in keywords)
+    kw_pass = ", ".join(keywords)
+
+    def fast_lines(method, args):
+        if not fast:
+            return ""
+        lines = [f"_r = _fast.{method}({args}, out)", "if _r is not None:", "    return _r"]
+        if "bias" in keywords:
+            lines = ["if bias is None:"] + ["    " + line for line in lines]
+        return "".join(f"    {line}\n" for line in lines)
+
+    first = bwd_args.split(", ")[1]  # x or y
+    return (f"def {n}(x{pos_text}, *, {kw_def}):\n"
+            + fast_lines("forward", fwd_args)
+            + f"    return _driver.forward({fwd_args}, {kw_pass})\n",
+            f"def {b}(grad_output, {first}{pos_text}, *, {kw_def}):\n"
+            + fast_lines("backward", bwd_args)
+            + f"    return _driver.backward({bwd_args}, {kw_pass})\n")
 
 
 #: Arguments that may hold arrays; a Dask array in any of them sends the call
@@ -705,8 +717,7 @@ def build_functions(backend):
     functions = {}
     for act in R.ACTIVATIONS:
         driver = _DRIVERS[act.kind](act, backend)
-        fast = (backend.fast_ops(act) if act.kind in (R.ELEMENTWISE, R.SOFTMAX)
-                and hasattr(backend, "fast_ops") else None)
+        fast = backend.fast_ops(act) if hasattr(backend, "fast_ops") else None
         fwd_src, bwd_src = _signatures(act, fast is not None)
         functions[act.name] = _make(fwd_src, act.name, driver, forward_doc(act), fast)
         bname = act.name + "_backward"

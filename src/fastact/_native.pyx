@@ -238,19 +238,30 @@ cdef inline bint _overlaps(cnp.ndarray a, cnp.ndarray b):
     return p != q and p < q + cnp.PyArray_NBYTES(b) and q < p + cnp.PyArray_NBYTES(a)
 
 
-cdef inline cnp.ndarray _fast_out(object out, cnp.ndarray like):
-    """The destination: a new array like `like` for out None, `out` itself if
-    it is an ndarray of the same dtype and shape, C-contiguous, aligned and
-    writeable; else None (the general path validates and raises)."""
+cdef inline cnp.ndarray _fast_out_shape(object out, int nd, cnp.npy_intp *shape, int dtype):
+    """The destination: a new C-contiguous array of that shape and dtype for
+    out None, `out` itself if it is an ndarray of that dtype and shape,
+    C-contiguous, aligned, native-endian and writeable; else None (the
+    general path validates and raises)."""
     if out is None:
-        return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like),
-                                 cnp.PyArray_TYPE(like), 0)
+        return cnp.PyArray_EMPTY(nd, shape, dtype, 0)
     if type(out) is not cnp.ndarray:
         return None
     cdef cnp.ndarray o = <cnp.ndarray>out
-    if not cnp.PyArray_ISCARRAY(o) or not cnp.PyArray_ISNOTSWAPPED(o) or not _same_shape(o, like):
+    cdef int k
+    if (not cnp.PyArray_ISCARRAY(o) or not cnp.PyArray_ISNOTSWAPPED(o)
+            or cnp.PyArray_TYPE(o) != dtype or cnp.PyArray_NDIM(o) != nd):
         return None
+    for k in range(nd):
+        if cnp.PyArray_DIMS(o)[k] != shape[k]:
+            return None
     return o
+
+
+cdef inline cnp.ndarray _fast_out(object out, cnp.ndarray like):
+    """_fast_out_shape of `like`'s shape and dtype."""
+    return _fast_out_shape(out, cnp.PyArray_NDIM(like), cnp.PyArray_DIMS(like),
+                           cnp.PyArray_TYPE(like))
 
 
 cdef inline void _backward(int op, const floating *g, const floating *x, floating *gi,
@@ -529,12 +540,19 @@ cdef class FastSoftmax:
         return oa
 
 
+cdef inline int _axis_index(object axis, int nd):
+    """`axis` (a plain int, not a bool) as an index in [0, nd); -1 for every
+    other value, which the general path validates."""
+    if type(axis) is not int or not (-nd <= axis < nd):
+        return -1
+    cdef int ax = axis
+    return ax + nd if ax < 0 else ax
+
+
 cdef inline bint _last_axis(object axis, cnp.ndarray a):
     """Whether `axis` is a plain int naming a's last axis."""
-    if type(axis) is not int:
-        return False
     cdef int nd = cnp.PyArray_NDIM(a)
-    return axis == -1 or axis == nd - 1
+    return _axis_index(axis, nd) == nd - 1
 
 
 cdef inline void _maxout(const floating *x, floating *y, int64_t o0, int64_t o1, int64_t K,
@@ -545,18 +563,23 @@ cdef inline void _maxout(const floating *x, floating *y, int64_t o0, int64_t o1,
         _table.maxout_f64(x, y, o0, o1, K, pieces, inner)
 
 
+cdef void _maxout_chunks(const floating *xp, floating *yp, int64_t outer, int64_t K,
+                         int64_t pieces, int64_t inner, int nt) noexcept nogil:
+    cdef int64_t c
+    if nt == 1:
+        _maxout(xp, yp, 0, outer, K, pieces, inner)
+    else:
+        for c in prange(nt, schedule="static", num_threads=nt):
+            _maxout(xp, yp, _obound(outer, nt, c), _obound(outer, nt, c + 1), K, pieces, inner)
+
+
 def maxout(const floating[::1] x, floating[::1] y, int64_t outer, int64_t K,
            int64_t pieces, int64_t inner, int nthreads):
     cdef const floating *xp = &x[0]
     cdef floating *yp = &y[0]
-    cdef int64_t c
     cdef int nt = _threads(nthreads, outer)
     with nogil:
-        if nt == 1:
-            _maxout(xp, yp, 0, outer, K, pieces, inner)
-        else:
-            for c in prange(nt, schedule="static", num_threads=nt):
-                _maxout(xp, yp, _obound(outer, nt, c), _obound(outer, nt, c + 1), K, pieces, inner)
+        _maxout_chunks(xp, yp, outer, K, pieces, inner, nt)
 
 
 cdef inline void _maxout_backward(const floating *g, const floating *x, floating *gi,
@@ -568,20 +591,26 @@ cdef inline void _maxout_backward(const floating *g, const floating *x, floating
         _table.maxout_backward_f64(g, x, gi, o0, o1, K, pieces, inner)
 
 
+cdef void _maxout_backward_chunks(const floating *gp, const floating *xp, floating *op_,
+                                  int64_t outer, int64_t K, int64_t pieces, int64_t inner,
+                                  int nt) noexcept nogil:
+    cdef int64_t c
+    if nt == 1:
+        _maxout_backward(gp, xp, op_, 0, outer, K, pieces, inner)
+    else:
+        for c in prange(nt, schedule="static", num_threads=nt):
+            _maxout_backward(gp, xp, op_, _obound(outer, nt, c), _obound(outer, nt, c + 1),
+                             K, pieces, inner)
+
+
 def maxout_backward(const floating[::1] g, const floating[::1] x, floating[::1] gi,
                     int64_t outer, int64_t K, int64_t pieces, int64_t inner, int nthreads):
     cdef const floating *gp = &g[0]
     cdef const floating *xp = &x[0]
     cdef floating *op_ = &gi[0]
-    cdef int64_t c
     cdef int nt = _threads(nthreads, outer)
     with nogil:
-        if nt == 1:
-            _maxout_backward(gp, xp, op_, 0, outer, K, pieces, inner)
-        else:
-            for c in prange(nt, schedule="static", num_threads=nt):
-                _maxout_backward(gp, xp, op_, _obound(outer, nt, c), _obound(outer, nt, c + 1),
-                                 K, pieces, inner)
+        _maxout_backward_chunks(gp, xp, op_, outer, K, pieces, inner, nt)
 
 
 cdef inline void _prelu(const floating *x, const floating *w, floating *y, int64_t o0,
@@ -593,21 +622,27 @@ cdef inline void _prelu(const floating *x, const floating *w, floating *y, int64
         _table.prelu_f64(x, w, y, o0, o1, C, inner, b, ncols)
 
 
+cdef void _prelu_chunks(const floating *xp, const floating *wp, floating *yp, int64_t outer,
+                        int64_t C, int64_t inner, const floating *bp, int64_t ncols,
+                        int nt) noexcept nogil:
+    cdef int64_t c
+    if nt == 1:
+        _prelu(xp, wp, yp, 0, outer, C, inner, bp, ncols)
+    else:
+        for c in prange(nt, schedule="static", num_threads=nt):
+            _prelu(xp, wp, yp, _obound(outer, nt, c), _obound(outer, nt, c + 1), C, inner,
+                   bp, ncols)
+
+
 def prelu(const floating[::1] x, const floating[::1] w, floating[::1] y,
           const floating[::1] bias, int64_t outer, int64_t C, int64_t inner, int nthreads):
     cdef const floating *xp = &x[0]
     cdef const floating *wp = &w[0]
     cdef floating *yp = &y[0]
     cdef const floating *bp = _ptr_or_null(bias)
-    cdef int64_t ncols = bias.shape[0], c
     cdef int nt = _threads(nthreads, outer)
     with nogil:
-        if nt == 1:
-            _prelu(xp, wp, yp, 0, outer, C, inner, bp, ncols)
-        else:
-            for c in prange(nt, schedule="static", num_threads=nt):
-                _prelu(xp, wp, yp, _obound(outer, nt, c), _obound(outer, nt, c + 1), C, inner,
-                       bp, ncols)
+        _prelu_chunks(xp, wp, yp, outer, C, inner, bp, bias.shape[0], nt)
 
 
 cdef inline void _prelu_backward(const floating *g, const floating *x, const floating *w,
@@ -628,31 +663,262 @@ cdef inline void _prelu_weight_grad(const floating *g, const floating *x, floati
         _table.prelu_weight_grad_f64(g, x, gw, c0, c1, outer, C, inner, b, ncols)
 
 
+cdef void _prelu_backward_chunks(const floating *gp, const floating *xp, const floating *wp,
+                                 floating *op_, floating *gwp, int64_t outer, int64_t C,
+                                 int64_t inner, const floating *bp, int64_t ncols, int ntw,
+                                 int nt) noexcept nogil:
+    """grad_weight into gwp on ntw threads (one channel block each, each
+    channel summed in one fixed order), then grad_input into op_ on nt
+    threads.  gw is computed before gi is written, so gi may be g."""
+    cdef int64_t c
+    if ntw == 1:
+        _prelu_weight_grad(gp, xp, gwp, 0, C, outer, C, inner, bp, ncols)
+    else:
+        for c in prange(ntw, schedule="static", num_threads=ntw):
+            _prelu_weight_grad(gp, xp, gwp, _obound(C, ntw, c), _obound(C, ntw, c + 1),
+                               outer, C, inner, bp, ncols)
+    if nt == 1:
+        _prelu_backward(gp, xp, wp, op_, 0, outer, C, inner, bp, ncols)
+    else:
+        for c in prange(nt, schedule="static", num_threads=nt):
+            _prelu_backward(gp, xp, wp, op_, _obound(outer, nt, c), _obound(outer, nt, c + 1),
+                            C, inner, bp, ncols)
+
+
 def prelu_backward(const floating[::1] g, const floating[::1] x, const floating[::1] w,
                    floating[::1] gi, floating[::1] gw, const floating[::1] bias,
                    int64_t outer, int64_t C, int64_t inner, int nthreads):
-    """grad_input into gi; grad_weight into gw (one thread per channel block,
-    each channel summed in one fixed order). gw is computed before gi is
-    written, so gi may be g."""
+    """grad_input into gi, grad_weight into gw (_prelu_backward_chunks)."""
     cdef const floating *gp = &g[0]
     cdef const floating *xp = &x[0]
     cdef const floating *wp = &w[0]
     cdef floating *op_ = &gi[0]
     cdef floating *gwp = &gw[0]
     cdef const floating *bp = _ptr_or_null(bias)
-    cdef int64_t ncols = bias.shape[0], c
     cdef int ntw = _threads(nthreads, C)
     cdef int nt = _threads(nthreads, outer)
     with nogil:
-        if ntw == 1:
-            _prelu_weight_grad(gp, xp, gwp, 0, C, outer, C, inner, bp, ncols)
-        else:
-            for c in prange(ntw, schedule="static", num_threads=ntw):
-                _prelu_weight_grad(gp, xp, gwp, _obound(C, ntw, c), _obound(C, ntw, c + 1),
-                                   outer, C, inner, bp, ncols)
-        if nt == 1:
-            _prelu_backward(gp, xp, wp, op_, 0, outer, C, inner, bp, ncols)
-        else:
-            for c in prange(nt, schedule="static", num_threads=nt):
-                _prelu_backward(gp, xp, wp, op_, _obound(outer, nt, c), _obound(outer, nt, c + 1),
-                                C, inner, bp, ncols)
+        _prelu_backward_chunks(gp, xp, wp, op_, gwp, outer, C, inner, bp, bias.shape[0], ntw, nt)
+
+
+# ---------------------------------------------------------------------------
+# Direct paths of prelu and maxout (as FastOp is for the element-wise ops)
+
+cdef inline bint _shares(cnp.ndarray a, cnp.ndarray b):
+    """Whether two C-contiguous arrays share any memory (the same buffer too)."""
+    cdef char *p = <char *>cnp.PyArray_DATA(a)
+    cdef char *q = <char *>cnp.PyArray_DATA(b)
+    return p < q + cnp.PyArray_NBYTES(b) and q < p + cnp.PyArray_NBYTES(a)
+
+
+cdef inline int64_t _extent(cnp.ndarray a, int k0, int k1):
+    """The product of a's dimensions k0 .. k1 - 1."""
+    cdef int64_t n = 1
+    cdef int k
+    for k in range(k0, k1):
+        n *= cnp.PyArray_DIMS(a)[k]
+    return n
+
+
+cdef inline int _exact_threads(object threads, int64_t n) except -1:
+    """threads_for(n) of the module _threads for a piecewise-linear op, not
+    asked below its threshold (read each call: tests lower it)."""
+    if n < threads.PARALLEL_MIN_ELEMENTS:
+        return 1
+    return threads.threads_for(n)
+
+
+cdef class FastPrelu:
+    """The direct path of prelu: forward(x, weight, axis, out) and
+    backward(g, x, weight, axis, out) for arrays FastOp would serve, with no
+    bias, `weight` a Python float or a 1-D array of x's dtype (C-contiguous,
+    aligned, native-endian) of the general path's length that shares no
+    memory with the result, `axis` a plain int in range (ignored for 1-D x,
+    as there), and `out` None or such an array that is an input itself or
+    overlaps none.  The same kernels, threads and chunks as the general path
+    (a float weight rounded to x's dtype as NumPy rounds it), so the same
+    bits; every other call gets None, having written nothing, and takes the
+    general path of _api.py, whose argument handling this skips."""
+    cdef object threads
+
+    def __init__(self, threads):
+        self.threads = threads  # the module fastact._threads
+
+    cdef object _weight(self, cnp.ndarray xa, object weight, object axis, int64_t *dims):
+        """The weight (a float, or an ndarray that fits x) and dims = (outer,
+        C, inner), or None for a call this does not serve."""
+        cdef int nd = cnp.PyArray_NDIM(xa), ax = 0
+        cdef int64_t n = cnp.PyArray_SIZE(xa), C = 1, inner = 1
+        if nd >= 2:
+            ax = _axis_index(axis, nd)
+            if ax < 0:
+                return None
+        if type(weight) is float:  # one channel: every element its own row
+            dims[0], dims[1], dims[2] = n, 1, 1
+            return weight
+        cdef cnp.ndarray wa = _fast_array(weight)
+        if (wa is None or cnp.PyArray_NDIM(wa) != 1
+                or cnp.PyArray_TYPE(wa) != cnp.PyArray_TYPE(xa)):
+            return None
+        if nd >= 2:
+            C = cnp.PyArray_DIMS(xa)[ax]
+            inner = _extent(xa, ax + 1, nd)
+        if cnp.PyArray_DIMS(wa)[0] != C:
+            return None
+        dims[0], dims[1], dims[2] = n // (C * inner), C, inner
+        return wa
+
+    def forward(self, x, weight, axis, out):
+        cdef cnp.ndarray xa = _fast_array(x)
+        if xa is None:
+            return None
+        cdef int64_t dims[3]
+        w = self._weight(xa, weight, axis, dims)
+        if w is None:
+            return None
+        cdef cnp.ndarray ya = _fast_out(out, xa)
+        if ya is None or _overlaps(xa, ya) or (type(w) is not float and _shares(w, ya)):
+            return None
+        cdef int nt = _threads(_exact_threads(self.threads, cnp.PyArray_SIZE(xa)), dims[0])
+        cdef double wd = w if type(w) is float else 0.0
+        cdef float wf = <float>wd
+        cdef void *ws = cnp.PyArray_DATA(w) if type(w) is not float else NULL
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *ys = cnp.PyArray_DATA(ya)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _prelu_chunks(<const double *>xs, <const double *>ws if ws else &wd,
+                              <double *>ys, dims[0], dims[1], dims[2], <const double *>NULL,
+                              0, nt)
+            else:
+                _prelu_chunks(<const float *>xs, <const float *>ws if ws else &wf,
+                              <float *>ys, dims[0], dims[1], dims[2], <const float *>NULL,
+                              0, nt)
+        return ya
+
+    def backward(self, g, x, weight, axis, out):
+        cdef cnp.ndarray ga = _fast_array(g)
+        cdef cnp.ndarray xa = _fast_array(x)
+        if ga is None or xa is None or not _same_shape(ga, xa):
+            return None
+        cdef int64_t dims[3]
+        w = self._weight(xa, weight, axis, dims)
+        if w is None:
+            return None
+        cdef cnp.ndarray oa = _fast_out(out, xa)
+        if (oa is None or _overlaps(ga, oa) or _overlaps(xa, oa)
+                or (type(w) is not float and _shares(w, oa))):
+            return None
+        cdef cnp.npy_intp C = dims[1]
+        cdef cnp.ndarray gw = cnp.PyArray_ZEROS(1, &C, cnp.PyArray_TYPE(xa), 0)
+        cdef int nthreads = _exact_threads(self.threads, cnp.PyArray_SIZE(xa))
+        cdef int ntw = _threads(nthreads, dims[1]), nt = _threads(nthreads, dims[0])
+        cdef double wd = w if type(w) is float else 0.0
+        cdef float wf = <float>wd
+        cdef void *ws = cnp.PyArray_DATA(w) if type(w) is not float else NULL
+        cdef void *gs = cnp.PyArray_DATA(ga)
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *os_ = cnp.PyArray_DATA(oa)
+        cdef void *gws = cnp.PyArray_DATA(gw)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _prelu_backward_chunks(<const double *>gs, <const double *>xs,
+                                       <const double *>ws if ws else &wd, <double *>os_,
+                                       <double *>gws, dims[0], dims[1], dims[2],
+                                       <const double *>NULL, 0, ntw, nt)
+            else:
+                _prelu_backward_chunks(<const float *>gs, <const float *>xs,
+                                       <const float *>ws if ws else &wf, <float *>os_,
+                                       <float *>gws, dims[0], dims[1], dims[2],
+                                       <const float *>NULL, 0, ntw, nt)
+        return oa, (gw.reshape(()) if type(w) is float else gw)
+
+
+cdef class FastMaxout:
+    """The direct path of maxout: forward(x, pieces, axis, out) and
+    backward(g, x, pieces, axis, out) for arrays FastOp would serve, `pieces`
+    and `axis` plain ints (axis in range, pieces >= 1 dividing x.shape[axis]),
+    and `out` None or such an array of the result's shape that shares no
+    memory with x's groups (backward: `out` may be x itself) nor with g.
+    The same kernels, threads and chunks as the general path, so the same
+    bits; every other call gets None, having written nothing, and takes the
+    general path of _api.py."""
+    cdef object threads
+
+    def __init__(self, threads):
+        self.threads = threads  # the module fastact._threads
+
+    cdef int _groups(self, cnp.ndarray xa, object pieces, object axis, int64_t *dims,
+                     cnp.npy_intp *shape) except -2:
+        """dims = (outer, K, pieces, inner) and the result's shape (K groups
+        along the axis); -1 for a call this does not serve."""
+        cdef int nd = cnp.PyArray_NDIM(xa), ax = _axis_index(axis, nd), k
+        if ax < 0 or nd > 64:
+            return -1
+        cdef int64_t length = cnp.PyArray_DIMS(xa)[ax]
+        if type(pieces) is not int or not (1 <= pieces <= length):
+            return -1
+        cdef int64_t p = pieces
+        if length % p:
+            return -1
+        for k in range(nd):
+            shape[k] = cnp.PyArray_DIMS(xa)[k]
+        shape[ax] = length // p
+        dims[0], dims[1], dims[2] = _extent(xa, 0, ax), length // p, p
+        dims[3] = _extent(xa, ax + 1, nd)
+        return 0
+
+    def forward(self, x, pieces, axis, out):
+        cdef cnp.ndarray xa = _fast_array(x)
+        if xa is None:
+            return None
+        cdef int64_t dims[4]
+        cdef cnp.npy_intp shape[64]
+        if self._groups(xa, pieces, axis, dims, shape) < 0:
+            return None
+        cdef int nd = cnp.PyArray_NDIM(xa)
+        cdef cnp.ndarray ya = _fast_out_shape(out, nd, shape, cnp.PyArray_TYPE(xa))
+        if ya is None or _shares(xa, ya):
+            return None
+        cdef int nt = _threads(_exact_threads(self.threads, cnp.PyArray_SIZE(xa)), dims[0])
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *ys = cnp.PyArray_DATA(ya)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _maxout_chunks(<const double *>xs, <double *>ys, dims[0], dims[1], dims[2],
+                               dims[3], nt)
+            else:
+                _maxout_chunks(<const float *>xs, <float *>ys, dims[0], dims[1], dims[2],
+                               dims[3], nt)
+        return ya
+
+    def backward(self, g, x, pieces, axis, out):
+        cdef cnp.ndarray ga = _fast_array(g)
+        cdef cnp.ndarray xa = _fast_array(x)
+        if ga is None or xa is None or cnp.PyArray_TYPE(ga) != cnp.PyArray_TYPE(xa):
+            return None
+        cdef int64_t dims[4]
+        cdef cnp.npy_intp shape[64]
+        if self._groups(xa, pieces, axis, dims, shape) < 0:
+            return None
+        cdef int k, nd = cnp.PyArray_NDIM(xa)
+        if cnp.PyArray_NDIM(ga) != nd:
+            return None
+        for k in range(nd):
+            if cnp.PyArray_DIMS(ga)[k] != shape[k]:
+                return None
+        cdef cnp.ndarray oa = _fast_out(out, xa)
+        if oa is None or _overlaps(xa, oa) or _shares(ga, oa):
+            return None
+        cdef int nt = _threads(_exact_threads(self.threads, cnp.PyArray_SIZE(xa)), dims[0])
+        cdef void *gs = cnp.PyArray_DATA(ga)
+        cdef void *xs = cnp.PyArray_DATA(xa)
+        cdef void *os_ = cnp.PyArray_DATA(oa)
+        with nogil:
+            if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
+                _maxout_backward_chunks(<const double *>gs, <const double *>xs, <double *>os_,
+                                        dims[0], dims[1], dims[2], dims[3], nt)
+            else:
+                _maxout_backward_chunks(<const float *>gs, <const float *>xs, <float *>os_,
+                                        dims[0], dims[1], dims[2], dims[3], nt)
+        return oa
