@@ -483,12 +483,27 @@ FA_INLINE T FA(log_sigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
     return FA(scale_parts)(g, m, s1, s2);
 }
 
+/* v/6 where v is exact.  float32: v*(1/6) in double, whose error (below
+ * 2^-52 relative) the rounding to float never sees: the same bits as the
+ * division for every float32 input of hardsigmoid and hardswish (checked
+ * over all 2^32), and a division per 8 lanes less (one thread, 10^5
+ * elements, x86-64-v4: hardsigmoid 0.317 -> 0.215 ns/element).  float64:
+ * the division, rounded once. */
+FA_INLINE W FA(div6)(W v)
+{
+#if FA_PRECISE
+    return v / 6;
+#else
+    return v * (1.0 / 6);
+#endif
+}
+
 FA_INLINE T FA(hardsigmoid_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
     /* (x + 3)/6, not x/6 + 1/2, which cancels near -3 where the result is
      * tiny; x + 3 is exact there (Sterbenz). */
-    W v = ((W)x + 3) / 6;
+    W v = FA(div6)((W)x + 3);
     return x <= -3 ? (T)0 : (x >= 3 ? (T)1 : (T)v);
 }
 FA_INLINE T FA(hardsigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)
@@ -575,14 +590,14 @@ FA_INLINE T FA(hardswish_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
     W v = (W)x;
-    W h = v * (v + 3) / 6;
+    W h = FA(div6)(v * (v + 3));
     return x <= -3 ? (T)0 : (x >= 3 ? x : (T)h);
 }
 FA_INLINE T FA(hardswish_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
     /* (2x + 3)/6: exact numerator, so no cancellation at the root -1.5. */
-    W d = x <= -3 ? (W)0 : (x < 3 ? (2 * (W)x + 3) / 6 : (W)1);
+    W d = x <= -3 ? (W)0 : (x < 3 ? FA(div6)(2 * (W)x + 3) : (W)1);
     return FA(scale_w)(g, x != x ? (W)x : d);
 }
 
