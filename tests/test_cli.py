@@ -60,6 +60,20 @@ def test_bench_writes_csv_and_json_with_reference_rows(tmp_path, capsys):
     assert len(data["rows"]) == 4
 
 
+def test_bench_times_gradients_from_y_where_autograd_does():
+    """relu, sigmoid, tanh: the row's call is the y= form (PyTorch's autograd
+    works from the saved output too), and the row says so; elu: from x."""
+    for op, from_y in (("sigmoid", True), ("tanh", True), ("relu", True), ("elu", False)):
+        act = R.BY_NAME[op]
+        case = _bench._Case(act, np.float64, 1000, _bench.SEED,
+                            {n: getattr(fastact, n) for n in fastact._FUNCTIONS})
+        call, note = case.fastact("backward")
+        b = getattr(fastact, op + "_backward")
+        want = b(case.g, y=case.y) if from_y else b(case.g, case.x)
+        np.testing.assert_array_equal(call(), want)
+        assert ("from y=" in note) == from_y
+
+
 def test_bench_direction_backward_times_only_gradients(tmp_path, capsys):
     c = tmp_path / "b.csv"
     assert main(["bench", *TINY, "--direction", "backward", "--csv", str(c)]) == 0

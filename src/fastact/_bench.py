@@ -11,7 +11,9 @@ nanoseconds per element of ``x``:
 ``fastact``
     The public function with a preallocated ``out=`` -- the realistic fast
     call, argument checking included -- on the active backend (the row's
-    ``backend``), with ``fastact.num_threads(threads)``.
+    ``backend``), with ``fastact.num_threads(threads)``.  The gradients of
+    relu, sigmoid and tanh are timed from the forward result (``y=``), as
+    PyTorch's autograd computes them; the row's notes say so.
 ``numpy``
     The registry's NumPy expression (``Activation.peers[0]``), compiled once
     into a lambda.  It allocates its result, as a user's formula does.
@@ -288,6 +290,13 @@ class _Case:
             f, x, out = fns[self.act.name], self.x, np.empty_like(self.y)
             return (lambda: f(x, out=out, **values)), ""
         f, g, out = fns[self.act.name + "_backward"], self.g, np.empty_like(self.x)
+        if self.act.backward_from_y:
+            # relu, sigmoid, tanh: from the forward result, as PyTorch's
+            # autograd node computes them (y*(1 - y), 1 - y^2), so that the
+            # row compares the same work; their form from x (accurate where
+            # 1 - y^2 cancels) is fastact's default and costs more
+            y = self.y
+            return (lambda: f(g, y=y, out=out, **values)), "fastact from y= (as autograd)"
         # softmax/log_softmax gradients take the forward result, the others x
         second = self.y if list(inspect.signature(f).parameters)[1] == "y" else self.x
         return (lambda: f(g, second, out=out, **values)), ""
