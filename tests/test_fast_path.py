@@ -81,6 +81,39 @@ def _each_goes_general(calls, cases):
         assert len(calls) == before + 1, k
 
 
+FROM_Y = [a for a in ELEMENTWISE if a.backward_from_y]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", FROM_Y, ids=lambda a: a.name)
+def test_gradient_from_y_same_bits_as_general_path(act, dtype):
+    f, b = getattr(fa, act.name), getattr(fa, act.name + "_backward")
+    g, x = _inputs(dtype)
+    y = f(x)
+    want = b(_strided(g), y=_strided(y))
+    assert np.array_equal(b(g, y=y), want, equal_nan=True)
+    for keep in ("g", "y"):  # out is one of the inputs itself
+        gg, yy = g.copy(), y.copy()
+        dest = gg if keep == "g" else yy
+        assert b(gg, y=yy, out=dest) is dest and np.array_equal(dest, want, equal_nan=True)
+
+
+def test_gradient_from_y_fast_and_general_calls(monkeypatch):
+    calls = _spy(monkeypatch, "sigmoid")
+    g, x = _inputs(np.float32, (16,))
+    y = fa.sigmoid(x)
+    fa.sigmoid_backward(g, y=y), fa.sigmoid_backward(g, y=y, out=np.empty_like(y))
+    fa.sigmoid_backward(g, x)
+    assert calls == []
+    _each_goes_general(calls, [
+        lambda: fa.sigmoid_backward(g, x, y=y),                  # both: raises
+        lambda: fa.sigmoid_backward(g),                          # neither: raises
+        lambda: fa.sigmoid_backward(g, y=y, bias=np.zeros(16, np.float32)),  # raises
+        lambda: fa.sigmoid_backward(g, y=y[::2]),
+        lambda: fa.sigmoid_backward(g, y=y.astype(np.float64)),
+    ])
+
+
 @pytest.mark.parametrize("name", ["tanh", "relu", "gelu", "elu"])
 def test_small_default_calls_take_the_fast_path(monkeypatch, name):
     calls = _spy(monkeypatch, name)

@@ -615,9 +615,10 @@ def _is_default(param):
 
 def _fast_lines(act):
     """The first lines of an element-wise function's body (forward, backward):
-    a call with the default parameters (any form of a native="op" choice), no
-    bias (and no y) goes to the backend's FastOp (``_fast``, by form), which
-    returns None for every call it does not serve.  A 16-element call then
+    a call with the default parameters (any form of a native="op" choice) and
+    no bias goes to the backend's FastOp (``_fast``, by form; a gradient given
+    y instead of x to its backward_y), which returns None for every call it
+    does not serve.  A 16-element call then
     costs about as much as a NumPy ufunc's."""
     cond = ["bias is None"] + [_is_default(p) for p in act.params if p.native != "op"]
     form = next((p.name for p in act.params if p.native == "op"), None)
@@ -629,9 +630,11 @@ def _fast_lines(act):
     test = " and ".join(cond)
     tail = "        if _r is not None:\n            return _r\n"
     fwd = f"{pick}    if {test}:\n        _r = {f}.forward(x, out)\n{tail}"
-    if act.backward_from_y:
-        test += " and y is None"
-    bwd = f"{pick}    if {test}:\n        _r = {f}.backward(grad_output, x, out)\n{tail}"
+    call = f"{f}.backward(grad_output, x, out)"
+    if act.backward_from_y:  # exactly one of x and y, else the general path raises
+        call = (f"({call} if y is None else {f}.backward_y(grad_output, y, out)\n"
+                f"              if x is None else None)")
+    bwd = f"{pick}    if {test}:\n        _r = {call}\n{tail}"
     return fwd, bwd
 
 

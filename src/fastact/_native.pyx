@@ -300,7 +300,8 @@ def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1]
 
 cdef class FastOp:
     """The direct path of one element-wise C op with fixed parameters:
-    forward(x, out) and backward(g, x, out) for arrays with no bias, all of
+    forward(x, out), backward(g, x, out) and, for the ops that have that
+    form, backward_y(g, y, out) for arrays with no bias, all of
     one float dtype and shape, C-contiguous, aligned and native-endian, of at
     least one dimension and one element, `out` None or such an array that is
     the input itself or does not overlap it.  A call runs on
@@ -355,6 +356,14 @@ cdef class FastOp:
         return ya
 
     def backward(self, g, x, out):
+        return self._backward(g, x, out, False)
+
+    def backward_y(self, g, y, out):
+        """The gradient from y = f(x) (relu, sigmoid, tanh: the op must have
+        that form), as the general path's backward_y computes it."""
+        return self._backward(g, y, out, True)
+
+    cdef object _backward(self, g, x, out, bint from_y):
         cdef cnp.ndarray ga = _fast_array(g)
         cdef cnp.ndarray xa = _fast_array(x)
         if ga is None or xa is None or not _same_shape(ga, xa):
@@ -369,11 +378,19 @@ cdef class FastOp:
         cdef void *os_ = cnp.PyArray_DATA(oa)
         with nogil:
             if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
-                _backward_chunks(self.op, <const double *>gs, <const double *>xs,
-                                 <double *>os_, n, <const double *>NULL, 0, &self.P, nt)
+                if from_y:
+                    _backward_y_chunks(self.op, <const double *>gs, <const double *>xs,
+                                       <double *>os_, n, &self.P, nt)
+                else:
+                    _backward_chunks(self.op, <const double *>gs, <const double *>xs,
+                                     <double *>os_, n, <const double *>NULL, 0, &self.P, nt)
             else:
-                _backward_chunks(self.op, <const float *>gs, <const float *>xs,
-                                 <float *>os_, n, <const float *>NULL, 0, &self.P, nt)
+                if from_y:
+                    _backward_y_chunks(self.op, <const float *>gs, <const float *>xs,
+                                       <float *>os_, n, &self.P, nt)
+                else:
+                    _backward_chunks(self.op, <const float *>gs, <const float *>xs,
+                                     <float *>os_, n, <const float *>NULL, 0, &self.P, nt)
         return oa
 
 
@@ -385,22 +402,28 @@ cdef inline void _backward_y(int op, const floating *g, const floating *y, float
         _table.backward_y_f64(op, g, y, gi, start, stop, P)
 
 
+cdef void _backward_y_chunks(int op, const floating *gp, const floating *yp, floating *op_,
+                             int64_t n, const fa_params *pp, int nt) noexcept nogil:
+    cdef int64_t c
+    if nt == 1:
+        _backward_y(op, gp, yp, op_, 0, n, pp)
+    else:
+        for c in prange(nt, schedule="static", num_threads=nt):
+            _backward_y(op, gp, yp, op_, _bound(n, nt, c), _bound(n, nt, c + 1), pp)
+
+
 def backward_y(int op, const floating[::1] g, const floating[::1] y, floating[::1] gi,
                tuple params, int nthreads):
     """gi = g * f'(x) computed from y = f(x)."""
     cdef fa_params P = _params(params, 0)
     cdef const fa_params *pp = &P
-    cdef int64_t n = y.shape[0], c
+    cdef int64_t n = y.shape[0]
     cdef const floating *gp = &g[0]
     cdef const floating *yp = &y[0]
     cdef floating *op_ = &gi[0]
     cdef int nt = _threads(nthreads, n // _ALIGN)
     with nogil:
-        if nt == 1:
-            _backward_y(op, gp, yp, op_, 0, n, pp)
-        else:
-            for c in prange(nt, schedule="static", num_threads=nt):
-                _backward_y(op, gp, yp, op_, _bound(n, nt, c), _bound(n, nt, c + 1), pp)
+        _backward_y_chunks(op, gp, yp, op_, n, pp, nt)
 
 
 # ---- along an axis: (outer, L, inner) layouts, chunked over outer ---------
