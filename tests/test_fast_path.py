@@ -70,6 +70,15 @@ def _spy(monkeypatch, name):
     return calls
 
 
+def _threads_asked(monkeypatch):
+    """The (size, smooth) of each call of _threads.threads_for from now on."""
+    asked = []
+    real = _threads.threads_for
+    monkeypatch.setattr(_threads, "threads_for",
+                        lambda n, smooth=False: asked.append((n, smooth)) or real(n, smooth))
+    return asked
+
+
 def _each_goes_general(calls, cases):
     """Each case (which may raise as documented) reaches the general path once."""
     for k, case in enumerate(cases):
@@ -151,10 +160,7 @@ def test_large_calls_take_the_fast_path_on_threads(monkeypatch, name):
     general path does (asking _threads.threads_for), with the same bits;
     below 2*CHUNK_ALIGN elements it does not ask."""
     calls = _spy(monkeypatch, name)
-    asked = []
-    real = _threads.threads_for
-    monkeypatch.setattr(_threads, "threads_for",
-                        lambda n, smooth=False: asked.append((n, smooth)) or real(n, smooth))
+    asked = _threads_asked(monkeypatch)
     act = R.BY_NAME[name]
     n = 4 * (_threads.PARALLEL_MIN_ELEMENTS if act.exact else _threads.PARALLEL_MIN_ELEMENTS_SMOOTH)
     rng = np.random.default_rng(3)
@@ -283,10 +289,7 @@ def test_softmax_fast_and_general_calls(monkeypatch, name):
 @pytest.mark.parametrize("name", SOFTMAX)
 def test_softmax_large_calls_split_as_the_general_path(monkeypatch, name):
     calls = _spy(monkeypatch, name)
-    asked = []
-    real = _threads.threads_for
-    monkeypatch.setattr(_threads, "threads_for",
-                        lambda n, smooth=False: asked.append((n, smooth)) or real(n, smooth))
+    asked = _threads_asked(monkeypatch)
     rows = 4 * _threads.PARALLEL_MIN_ELEMENTS_SMOOTH // 64
     g, x = _rows(np.float64, (rows, 64))
     f, b = getattr(fa, name), getattr(fa, name + "_backward")
@@ -428,10 +431,7 @@ def test_prelu_and_maxout_overlaps_are_right():
 @pytest.mark.parametrize("name", ["prelu", "maxout"])
 def test_prelu_and_maxout_large_calls_split_as_the_general_path(monkeypatch, name):
     calls = _spy(monkeypatch, name)
-    asked = []
-    real = _threads.threads_for
-    monkeypatch.setattr(_threads, "threads_for",
-                        lambda n, smooth=False: asked.append((n, smooth)) or real(n, smooth))
+    asked = _threads_asked(monkeypatch)
     rows = 4 * _threads.PARALLEL_MIN_ELEMENTS // 64
     g, x = _rows(np.float64, (rows, 64))
     w = np.linspace(-1, 1, 64)

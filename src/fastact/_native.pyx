@@ -378,20 +378,22 @@ cdef class FastOp:
         cdef void *os_ = cnp.PyArray_DATA(oa)
         with nogil:
             if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT64:
-                if from_y:
-                    _backward_y_chunks(self.op, <const double *>gs, <const double *>xs,
-                                       <double *>os_, n, &self.P, nt)
-                else:
-                    _backward_chunks(self.op, <const double *>gs, <const double *>xs,
-                                     <double *>os_, n, <const double *>NULL, 0, &self.P, nt)
+                _gradient_chunks(self.op, from_y, <const double *>gs, <const double *>xs,
+                                 <double *>os_, n, &self.P, nt)
             else:
-                if from_y:
-                    _backward_y_chunks(self.op, <const float *>gs, <const float *>xs,
-                                       <float *>os_, n, &self.P, nt)
-                else:
-                    _backward_chunks(self.op, <const float *>gs, <const float *>xs,
-                                     <float *>os_, n, <const float *>NULL, 0, &self.P, nt)
+                _gradient_chunks(self.op, from_y, <const float *>gs, <const float *>xs,
+                                 <float *>os_, n, &self.P, nt)
         return oa
+
+
+cdef void _gradient_chunks(int op, bint from_y, const floating *gp, const floating *sp,
+                           floating *op_, int64_t n, const fa_params *pp,
+                           int nt) noexcept nogil:
+    """FastOp's gradient: from y = f(x) (sp = y) or from x (sp = x, no bias)."""
+    if from_y:
+        _backward_y_chunks(op, gp, sp, op_, n, pp, nt)
+    else:
+        _backward_chunks(op, gp, sp, op_, n, <const floating *>NULL, 0, pp, nt)
 
 
 cdef inline void _backward_y(int op, const floating *g, const floating *y, floating *gi,
