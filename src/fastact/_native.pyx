@@ -233,9 +233,14 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
 cdef inline bint _overlaps(cnp.ndarray a, cnp.ndarray b):
     """Whether two C-contiguous arrays share memory without being the same
     buffer (a partial overlap, which the general path resolves by copying)."""
+    return cnp.PyArray_DATA(a) != cnp.PyArray_DATA(b) and _shares(a, b)
+
+
+cdef inline bint _shares(cnp.ndarray a, cnp.ndarray b):
+    """Whether two C-contiguous arrays share any memory (the same buffer too)."""
     cdef char *p = <char *>cnp.PyArray_DATA(a)
     cdef char *q = <char *>cnp.PyArray_DATA(b)
-    return p != q and p < q + cnp.PyArray_NBYTES(b) and q < p + cnp.PyArray_NBYTES(a)
+    return p < q + cnp.PyArray_NBYTES(b) and q < p + cnp.PyArray_NBYTES(a)
 
 
 cdef inline cnp.ndarray _fast_out_shape(object out, int nd, cnp.npy_intp *shape, int dtype):
@@ -298,6 +303,16 @@ def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1]
         _backward_chunks(op, gp, xp, op_, n, bp, bias.shape[0], &P, nt)
 
 
+cdef inline int _asked_threads(object threads, int64_t n, bint smooth) except -1:
+    """threads_for(n, smooth) of the module _threads (the general path's
+    choice), not asked below its threshold, where it is 1 (the threshold is
+    read each call: tests lower it; skipping the call saves ~0.1 us at 10^3
+    elements)."""
+    if n < (threads.PARALLEL_MIN_ELEMENTS_SMOOTH if smooth else threads.PARALLEL_MIN_ELEMENTS):
+        return 1
+    return threads.threads_for(n, smooth)
+
+
 cdef class FastOp:
     """The direct path of one element-wise C op with fixed parameters:
     forward(x, out), backward(g, x, out) and, for the ops that have that
@@ -319,21 +334,17 @@ cdef class FastOp:
     cdef fa_params P
     cdef object threads
     cdef bint smooth
-    cdef str threshold
 
     def __init__(self, int op, tuple params, uint64_t key, threads, bint smooth):
         self.op = op
         self.P = _params(params, key)
         self.threads = threads  # the module fastact._threads
         self.smooth = smooth
-        self.threshold = "PARALLEL_MIN_ELEMENTS_SMOOTH" if smooth else "PARALLEL_MIN_ELEMENTS"
 
     cdef int _nt(self, int64_t n) except -1:
-        # below the module's threshold (read each call: tests lower it)
-        # threads_for is 1; skipping its call saves ~0.1 us at 10^3 elements
-        if n < 2 * _ALIGN or n < getattr(self.threads, self.threshold):
+        if n < 2 * _ALIGN:
             return 1
-        return _threads(self.threads.threads_for(n, self.smooth), n // _ALIGN)
+        return _threads(_asked_threads(self.threads, n, self.smooth), n // _ALIGN)
 
     def forward(self, x, out):
         cdef cnp.ndarray xa = _fast_array(x)
@@ -520,9 +531,9 @@ cdef class FastSoftmax:
         cdef int64_t n = cnp.PyArray_SIZE(a)
         L[0] = cnp.PyArray_DIMS(a)[cnp.PyArray_NDIM(a) - 1]
         outer[0] = n // L[0]
-        if outer[0] < 2 or n < self.threads.PARALLEL_MIN_ELEMENTS_SMOOTH:
+        if outer[0] < 2:
             return 1
-        return _threads(self.threads.threads_for(n, True), outer[0])
+        return _threads(_asked_threads(self.threads, n, True), outer[0])
 
     def forward(self, x, axis, out):
         cdef cnp.ndarray xa = _fast_array(x)
@@ -729,13 +740,6 @@ def prelu_backward(const floating[::1] g, const floating[::1] x, const floating[
 # ---------------------------------------------------------------------------
 # Direct paths of prelu and maxout (as FastOp is for the element-wise ops)
 
-cdef inline bint _shares(cnp.ndarray a, cnp.ndarray b):
-    """Whether two C-contiguous arrays share any memory (the same buffer too)."""
-    cdef char *p = <char *>cnp.PyArray_DATA(a)
-    cdef char *q = <char *>cnp.PyArray_DATA(b)
-    return p < q + cnp.PyArray_NBYTES(b) and q < p + cnp.PyArray_NBYTES(a)
-
-
 cdef inline int64_t _extent(cnp.ndarray a, int k0, int k1):
     """The product of a's dimensions k0 .. k1 - 1."""
     cdef int64_t n = 1
@@ -743,14 +747,6 @@ cdef inline int64_t _extent(cnp.ndarray a, int k0, int k1):
     for k in range(k0, k1):
         n *= cnp.PyArray_DIMS(a)[k]
     return n
-
-
-cdef inline int _exact_threads(object threads, int64_t n) except -1:
-    """threads_for(n) of the module _threads for a piecewise-linear op, not
-    asked below its threshold (read each call: tests lower it)."""
-    if n < threads.PARALLEL_MIN_ELEMENTS:
-        return 1
-    return threads.threads_for(n)
 
 
 cdef class FastPrelu:
@@ -804,7 +800,8 @@ cdef class FastPrelu:
         cdef cnp.ndarray ya = _fast_out(out, xa)
         if ya is None or _overlaps(xa, ya) or (type(w) is not float and _shares(w, ya)):
             return None
-        cdef int nt = _threads(_exact_threads(self.threads, cnp.PyArray_SIZE(xa)), dims[0])
+        cdef int nt = _threads(_asked_threads(self.threads, cnp.PyArray_SIZE(xa), False),
+                                dims[0])
         cdef double wd = w if type(w) is float else 0.0
         cdef float wf = <float>wd
         cdef void *ws = cnp.PyArray_DATA(w) if type(w) is not float else NULL
@@ -836,7 +833,7 @@ cdef class FastPrelu:
             return None
         cdef cnp.npy_intp C = dims[1]
         cdef cnp.ndarray gw = cnp.PyArray_ZEROS(1, &C, cnp.PyArray_TYPE(xa), 0)
-        cdef int nthreads = _exact_threads(self.threads, cnp.PyArray_SIZE(xa))
+        cdef int nthreads = _asked_threads(self.threads, cnp.PyArray_SIZE(xa), False)
         cdef int ntw = _threads(nthreads, dims[1]), nt = _threads(nthreads, dims[0])
         cdef double wd = w if type(w) is float else 0.0
         cdef float wf = <float>wd
@@ -905,7 +902,8 @@ cdef class FastMaxout:
         cdef cnp.ndarray ya = _fast_out_shape(out, nd, shape, cnp.PyArray_TYPE(xa))
         if ya is None or _shares(xa, ya):
             return None
-        cdef int nt = _threads(_exact_threads(self.threads, cnp.PyArray_SIZE(xa)), dims[0])
+        cdef int nt = _threads(_asked_threads(self.threads, cnp.PyArray_SIZE(xa), False),
+                                dims[0])
         cdef void *xs = cnp.PyArray_DATA(xa)
         cdef void *ys = cnp.PyArray_DATA(ya)
         with nogil:
@@ -935,7 +933,8 @@ cdef class FastMaxout:
         cdef cnp.ndarray oa = _fast_out(out, xa)
         if oa is None or _overlaps(xa, oa) or _shares(ga, oa):
             return None
-        cdef int nt = _threads(_exact_threads(self.threads, cnp.PyArray_SIZE(xa)), dims[0])
+        cdef int nt = _threads(_asked_threads(self.threads, cnp.PyArray_SIZE(xa), False),
+                                dims[0])
         cdef void *gs = cnp.PyArray_DATA(ga)
         cdef void *xs = cnp.PyArray_DATA(xa)
         cdef void *os_ = cnp.PyArray_DATA(oa)
