@@ -849,7 +849,12 @@ FA_INLINE W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
  * is x or 0 already, so x^3 cannot overflow. */
 FA_INLINE W FA(gelu_tanh_u2)(W v, W *u2l)
 {
-    v = v > 1e5 ? 1e5 : (v < -1e5 ? -1e5 : v);
+    /* one select with a value of unknown sign, not two with constants:
+     * GCC's partial redundancy elimination evaluated everything computed
+     * from a constant clamp, and the mask select that made of the caller's
+     * u2 < 0 stopped the vectoriser (float64 gelu_tanh', with
+     * -fno-thread-jumps, setup.py). NaN passes. */
+    v = fabs(v) > 1e5 ? copysign(1e5, v) : v;
 #if FA_PRECISE
     W sl, sh = fa_two_prod(v, v, &sl);             /* v^2 */
     W cl, ch = fa_two_prod(sh, v, &cl);            /* v^3 */

@@ -81,7 +81,12 @@ FA_INLINE double FA(exp_parts_range_lo)(double x, double xl, int wide, double *s
     *s1 = 1;
     *s2 = 1;
     *lo = -0.0; /* m + -0.0 folds to m; +0.0 would not (-0 + 0 = +0) */
-    return x < -FA_EXP_CLAMP ? 0 : (1 + p) * fa_pow2i(k);
+    /* below the clamp, e^-700 times 0: the same +0 as a constant 0, but
+     * GCC cannot fold the product, so the callers' operations are not
+     * specialised for a constant on that path (with -fno-thread-jumps,
+     * such a specialised mask select stopped the vectoriser in log1p's
+     * callers, setup.py) */
+    return ((1 + p) * fa_pow2i(k)) * (x < -FA_EXP_CLAMP ? 0.0 : 1.0);
 #else
     double k, p = FA(expm1_reduced)(x, xl, wide ? FA_EXP_CLAMP_WIDE : FA_EXP_CLAMP, &k);
     double k1 = fa_round_int(k * 0.5), k2 = k - k1, big = 1;
