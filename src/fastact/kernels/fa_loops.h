@@ -32,13 +32,30 @@
 #define FA_OWN_FUNCTION __attribute__((noinline))
 #define FA_LOOP_ATTR(name) FA_LOOP_KIND_##name
 
+/* A smooth op with parameters runs one of two copies of its loop: one
+ * where the parameters are the registry's defaults, as constants
+ * (FA_DEFAULTS_<op> in fa_ops.h: beta*x, x/alpha, the threshold fold
+ * away), taken when the call's parameters have the defaults' bits, and the
+ * general one.  FA_SPECIALISE_<op> is 0 for the other ops, whose single
+ * loop takes the parameters as they come.  Same bits either way; A/B of the
+ * built x86-64-v4 objects, one thread, 10^5 elements, default parameters:
+ * float32 celu 1.04 -> 0.90 ns/element, softplus 2.46 -> 2.13, softplus'
+ * 1.49 -> 1.22, swish 1.18 -> 0.99 (silu's time); float64 celu 2.02 ->
+ * 1.71, celu' 2.59 -> 2.22, softplus 3.77 -> 3.46. */
+#define FA_DEFAULTS_TABLE(name, code)                                         \
+    static const fa_params FA(name##_defaults) = {FA_DEFAULTS_##name, 0};
+FA_ELEMENTWISE_OPS(FA_DEFAULTS_TABLE)
+#undef FA_DEFAULTS_TABLE
+FA_INLINE int FA(has_defaults)(int specialise, const fa_params *P, const fa_params *D)
+{
+    return specialise && memcmp(P->p, D->p, sizeof D->p) == 0;
+}
+
 #define FA_FWD_LOOP(name, code)                                               \
-    FA_LOOP_ATTR(name)                                                        \
-    static void FA(name##_fwd_loop)(const T *x, T *y, int64_t start,          \
-                                    int64_t stop, const T *bias,              \
-                                    int64_t ncols, const fa_params *Pin)      \
+    FA_INLINE void FA(name##_fwd_run)(const T *x, T *y, int64_t start,        \
+                                      int64_t stop, const T *bias,            \
+                                      int64_t ncols, const fa_params *P)      \
     {                                                                         \
-        const fa_params Pl = *Pin, *P = &Pl; /* no aliasing with y */         \
         if (!bias) {                                                          \
             for (int64_t i = start; i < stop; i++)                            \
                 y[i] = FA(name##_fwd)(x[i], P, i);                            \
@@ -46,18 +63,28 @@
         }                                                                     \
         FA_FOR_ROW_SEGMENTS(start, stop, ncols,                               \
                             y[i] = FA(name##_fwd)(x[i] + bias[c], P, i))      \
+    }                                                                         \
+    FA_LOOP_ATTR(name)                                                        \
+    static void FA(name##_fwd_loop)(const T *x, T *y, int64_t start,          \
+                                    int64_t stop, const T *bias,              \
+                                    int64_t ncols, const fa_params *Pin)      \
+    {                                                                         \
+        const fa_params Pl = *Pin; /* no aliasing with y */                   \
+        const fa_params *D = &FA(name##_defaults);                            \
+        if (FA(has_defaults)(FA_SPECIALISE_##name, &Pl, D))                   \
+            FA(name##_fwd_run)(x, y, start, stop, bias, ncols, D);            \
+        else                                                                  \
+            FA(name##_fwd_run)(x, y, start, stop, bias, ncols, &Pl);          \
     }
 FA_ELEMENTWISE_OPS(FA_FWD_LOOP)
 #undef FA_FWD_LOOP
 
 #define FA_BWD_LOOP(name, code)                                               \
-    FA_LOOP_ATTR(name)                                                        \
-    static void FA(name##_bwd_loop)(const T *g, const T *x, T *gi,            \
-                                    int64_t start, int64_t stop,              \
-                                    const T *bias, int64_t ncols,             \
-                                    const fa_params *Pin)                     \
+    FA_INLINE void FA(name##_bwd_run)(const T *g, const T *x, T *gi,          \
+                                      int64_t start, int64_t stop,            \
+                                      const T *bias, int64_t ncols,           \
+                                      const fa_params *P)                     \
     {                                                                         \
-        const fa_params Pl = *Pin, *P = &Pl;                                  \
         if (!bias) {                                                          \
             for (int64_t i = start; i < stop; i++)                            \
                 gi[i] = FA(name##_bwd)(g[i], x[i], P, i);                     \
@@ -65,6 +92,19 @@ FA_ELEMENTWISE_OPS(FA_FWD_LOOP)
         }                                                                     \
         FA_FOR_ROW_SEGMENTS(start, stop, ncols,                               \
                             gi[i] = FA(name##_bwd)(g[i], x[i] + bias[c], P, i)) \
+    }                                                                         \
+    FA_LOOP_ATTR(name)                                                        \
+    static void FA(name##_bwd_loop)(const T *g, const T *x, T *gi,            \
+                                    int64_t start, int64_t stop,              \
+                                    const T *bias, int64_t ncols,             \
+                                    const fa_params *Pin)                     \
+    {                                                                         \
+        const fa_params Pl = *Pin;                                            \
+        const fa_params *D = &FA(name##_defaults);                            \
+        if (FA(has_defaults)(FA_SPECIALISE_##name, &Pl, D))                   \
+            FA(name##_bwd_run)(g, x, gi, start, stop, bias, ncols, D);        \
+        else                                                                  \
+            FA(name##_bwd_run)(g, x, gi, start, stop, bias, ncols, &Pl);      \
     }
 FA_ELEMENTWISE_OPS(FA_BWD_LOOP)
 #undef FA_BWD_LOOP
