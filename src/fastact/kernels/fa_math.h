@@ -446,7 +446,7 @@ FA_INLINE T FA(softplus_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)i;
     W beta = FA_PARAM(0), zl, z = FA(mul_dd)(beta, (W)x, &zl);
-    W l = FA(log1p_w)(FA(exp_neg_abs)(z, zl));
+    W l = FA(log1p_unit)(FA(exp_neg_abs)(z, zl));
     W sp = z > 0 ? (z + (zl + l)) : l;
     return z > FA_PARAM(1) ? x : (T)(sp / beta);
 }
@@ -482,7 +482,7 @@ FA_INLINE T FA(sigmoid_bwd_y)(T g, T y, const fa_params *P)
 FA_INLINE T FA(log_sigmoid_fwd)(T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W v = (W)x, l = FA(log1p_w)(FA(exp_w)(-fabs(v)));
+    W v = (W)x, l = FA(log1p_unit)(FA(exp_w)(-fabs(v)));
     return (T)(v < 0 ? v - l : -l);
 }
 FA_INLINE T FA(log_sigmoid_bwd)(T g, T x, const fa_params *P, int64_t i)

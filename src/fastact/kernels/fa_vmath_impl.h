@@ -199,8 +199,16 @@ FA_INLINE double FA(expm1_wide_lo)(double x, double xl, double *lo)
 /* log1p(x), x >= -1: u = 1 + x with its rounding error c kept (2Sum), u
  * = 2^k*m with m in [sqrt(2)/2, sqrt(2)) read from the bits, f = m - 1
  * exact, and log(1+f) = f - f^2/2 + s*(f^2/2 + R(s^2)), s = f/(2+f), the
- * classical reduction; the correction c/u is added last. */
-FA_INLINE double FA(log1p_w)(double x)
+ * classical reduction; the correction c/u is added last.  `unit` (a
+ * constant): x in [0, 1] or NaN (softplus and log_sigmoid: log1p(e^-|z|)),
+ * where float32 takes c*(2 - u) for c/u: with u in [1, 2] and |c| <= 2^-53
+ * the difference is below 2^-53*(u - 1)^2, under 2^-52 of the result (all
+ * 2^32 float32 inputs of both: the same 2078 results above 0.5 ULP, max
+ * 0.5002, as with c/u), and a division per element less; both dtypes skip
+ * the checks for x = inf and x <= -1.  A/B, one thread, x86-64-v4, 10^5
+ * elements: log_sigmoid 2.04 -> 1.93 ns/element (float32), 3.05 -> 2.89
+ * (float64); softplus 2.24 -> 2.11, 3.48 -> 3.27. */
+FA_INLINE double FA(log1p_range)(double x, int unit)
 {
     double u = 1 + x;
     double c = x >= 1 ? 1 - (u - x) : x - (u - 1);
@@ -210,10 +218,21 @@ FA_INLINE double FA(log1p_w)(double x)
     double f = m - 1;
     double s = f / (2 + f), z = s * s, hfsq = 0.5 * f * f;
     double R = z * FA_POLY(FA_LOG1P_R, z);
-    double v = k * FA_LN2_HI + (f - (hfsq - (s * (hfsq + R) + (k * FA_LN2_LO + c / u))));
+    double cu = (!FA_PRECISE && unit) ? c * (2 - u) : c / u;
+    double v = k * FA_LN2_HI + (f - (hfsq - (s * (hfsq + R) + (k * FA_LN2_LO + cu))));
+    if (unit)
+        return x != x ? x : v;
     v = x == INFINITY ? x : v;
     v = x == -1 ? -INFINITY : v;
     return (x < -1 || x != x) ? NAN : v;
+}
+FA_INLINE double FA(log1p_w)(double x)
+{
+    return FA(log1p_range)(x, 0);
+}
+FA_INLINE double FA(log1p_unit)(double x)
+{
+    return FA(log1p_range)(x, 1);
 }
 
 /* erfc(z) = m*s1*s2 for z = zh + zl >= 0 (zl a low part, 0 where z is exact;
