@@ -42,8 +42,9 @@ KERNELS = os.path.join(PKG, "kernels")
 # thread, 10^5 elements, x86-64-v4: float32 silu 1.59 -> 1.03 ns/element,
 # mish 1.88 -> 1.17, selu' 1.90 -> 1.11, gelu_tanh' 3.85 -> 2.32,
 # log_sigmoid' 2.00 -> 1.21; geometric mean over the 80 element-wise loops
-# 0.88x the time (x86-64-v3 0.85x, baseline 0.91x, where float64 silu,
-# swish, mish and gelu lose up to 1.2x).
+# 0.88x the time (x86-64-v3 0.85x, baseline 0.91x, where several float64
+# smooth loops lose 1.1-1.21x: silu, swish, mish, both gelu forms, tanh,
+# softplus', log_sigmoid').
 COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
                 "-fno-thread-jumps", "-std=gnu11"]
 SANITIZE_ARGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g", "-O1"]

@@ -12,15 +12,15 @@ patterns, normal samples, the special values) and the two results compared bit
 for bit (NaN payloads aside).  The table ends with the geometric mean of
 NEW/OLD per dtype.
 
-Needs gcc and objcopy (binutils).  The objects' sources must share
-``fa_kernels.h`` (the kernel table's layout).
+Needs gcc and objcopy (binutils), and this tree built once (the ops and their
+defaults come from the generated ``kernels/fa_ops.h``).  The objects' sources
+must share ``fa_kernels.h`` (the kernel table's layout) and the op codes.
 """
 
 import argparse
 import glob
 import math
 import os
-import runpy
 import shutil
 import subprocess
 import sys
@@ -43,19 +43,6 @@ def find_object(path, level):
     return hits[-1]
 
 
-def ops_header():
-    """ab_ops.h: every native element-wise op, its code and its default parameters."""
-    registry = runpy.run_path(os.path.join(ROOT, "src", "fastact", "_registry.py"))
-    rows = []
-    for code, name in enumerate(registry["NATIVE_OPS"]):
-        act = registry["OP_ACTIVATION"][name]
-        values = [float(p.default) for p in act.native_params]
-        values += [0.0] * (4 - len(values))
-        rows.append('    {"%s", %d, {%s}}' % (name, code, ", ".join(v.hex() for v in values)))
-    return ("static const struct { const char *name; int code; double p[4]; } AB_OPS[] = {\n"
-            + ",\n".join(rows) + "\n};\n#define AB_NOPS %d\n" % len(rows))
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("old")
@@ -75,10 +62,10 @@ def main(argv=None):
             subprocess.run(["objcopy", f"--redefine-sym={symbol}=fa_ab_table_{tag}",
                             find_object(path, args.level), out], check=True)
             objects.append(out)
-        with open(os.path.join(tmp, "ab_ops.h"), "w") as f:
-            f.write(ops_header())
+        if not os.path.exists(os.path.join(KERNELS, "fa_ops.h")):
+            raise SystemExit("ab_kernels: no fa_ops.h; build first (setup.py build_ext)")
         exe = os.path.join(tmp, "ab")
-        subprocess.run(["gcc", "-O2", "-I", KERNELS, "-I", tmp, os.path.join(HERE, "ab_kernels.c"),
+        subprocess.run(["gcc", "-O2", "-I", KERNELS, os.path.join(HERE, "ab_kernels.c"),
                         *objects, "-o", exe, "-lm", "-fopenmp"], check=True)
         run = subprocess.run([exe, " ".join(args.ops)], check=True, capture_output=True, text=True)
     finally:

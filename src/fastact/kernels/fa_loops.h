@@ -303,11 +303,11 @@ FA_INLINE T FA(row_max)(const T *xs, int64_t L)
  * goes to es as well.  Each form is its own function (FA(row_sum),
  * FA(row_sum_keep)): with the choice as a branch beside the loops, GCC
  * stopped vectorising both (measured: float32 rows of 1000 5.3 -> 6.3 ns
- * per element instead of faster). */
-/* 16 lanes for float32 (one 64-byte vector of floats, two of doubles), 8
- * for float64: with 8, GCC vectorised the float32 pass in 32-byte halves
- * (one thread, x86-64-v4, rows of 1000: softmax 1.33 -> 1.16 ns/element,
- * log_softmax 1.41 -> 1.27 with 16). */
+ * per element instead of faster).  FA_SUM_LANES is 16 for float32 (one
+ * 64-byte vector of floats, two of doubles) and 8 for float64: with 8, GCC
+ * vectorised the float32 pass in 32-byte halves (one thread, x86-64-v4,
+ * rows of 1000: softmax 1.33 -> 1.16 ns/element, log_softmax 1.41 -> 1.27
+ * with 16). */
 #define FA_SUM_LANES ((int)(64 / sizeof(T)))
 FA_INLINE void FA(row_sum_body)(int keep, const T *xs, int64_t L, T m, W *es, W *s, W *c,
                                 W *ties)
