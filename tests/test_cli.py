@@ -301,16 +301,33 @@ def test_targets_from_rows():
         _row("gelu", "backward", "float32", N, 1.0, torch=3.0),               # 1.25x add
         _row("gelu", "forward", "float32", C, 0.3, torch=0.2, numpy=3.0),     # 3x copy
     ]
+    rows += [
+        _row("relu", "forward", "float32", N, 0.7, torch=0.8),                # 1.4x copy
+        _row("relu", "forward", "float32", C, 0.1, torch=0.1),
+    ]
     t = {x["target"][:3]: x for x in _bench.targets(rows)}
-    assert t["1. "]["met"] is False and t["1. "]["cells"] == 2
-    assert t["1. "]["failed"] == ["gelu bwd float32 1e7: 1.25x add"]
+    assert t["1. "]["met"] is False and t["1. "]["cells"] == 3
+    # each failing cell with its evidence: the cache-resident time against the
+    # same reference (absent: no 1e5 backward row) and PyTorch's
+    assert t["1. "]["failed"] == [
+        "gelu bwd float32 1e7: 1.25x add (torch 3.75x add)",
+        "relu fwd float32 1e7: 2.80x copy (at 1e5, cache-resident: 0.40x; torch 3.20x copy)"]
+    assert t["1. "]["torch_fails"] == (2, 2)
     assert t["2a."]["met"] is False and len(t["2a."]["failed"]) == 1
+    assert t["2a."]["torch_fails"] is None
+    assert t["3. "]["failed"] == ["gelu fwd float32 1e5: 3.00x copy (torch 2.00x copy)"]
+    assert t["3. "]["torch_fails"] == (0, 1)
     text = _bench.format_targets(rows)
     assert "gelu fwd float32 1e5: 3.00x copy" in text
+    assert "torch misses the same limit in 0 of the 1 failing" in text
     assert "NOT MET" in text
     geo = [x for x in _bench.targets(rows) if x["target"].startswith("2b.")]
-    torch_mean = np.exp(np.mean(np.log([0.6 / 0.29, 3.0, 0.2 / 0.3])))
+    smooth = [0.6 / 0.29, 3.0, 0.2 / 0.3]
+    torch_mean = np.exp(np.mean(np.log(smooth + [0.8 / 0.7, 1.0])))
     assert geo[0]["value"] == pytest.approx(torch_mean)
+    assert geo[0]["parts"]["smooth"] == pytest.approx(np.exp(np.mean(np.log(smooth))))
+    assert geo[0]["parts"]["piecewise-linear"] == pytest.approx(np.sqrt(0.8 / 0.7))
+    assert "piecewise-linear ops 1.07; smooth ops" in text
 
 
 def test_targets_not_measured_without_rows():
