@@ -158,7 +158,7 @@ FA_INLINE W FA(mul_lo)(W a, W m, W ml)
 FA_INLINE W FA(exp_neg_abs_parts_lo)(W zh, W zl, W *e, W *s1, W *s2, W *eml)
 {
     W ah = zh >= 0 ? -zh : zh, al = zh >= 0 ? -zl : zl;
-    W em = FA(exp_parts_lo)(ah, al, s1, s2, eml);
+    W em = FA(exp_below_parts_lo)(ah, al, s1, s2, eml);
     *e = (em * *s1) * *s2;
     return em;
 }
@@ -349,7 +349,7 @@ FA_INLINE T FA(elu_fwd)(T x, const fa_params *P, int64_t i)
 FA_INLINE T FA(elu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)i;
-    W s1, s2, m = FA(exp_parts)((W)x, 0, &s1, &s2);
+    W s1, s2, m = FA(exp_below_parts)(x > 0 ? 0 : (W)x, 0, &s1, &s2); /* NaN passes */
     return x > 0 ? FA(scale_w)(g, 1) : FA(scale_parts)(g, FA_PARAM(0) * m, s1, s2);
 }
 
@@ -388,7 +388,7 @@ FA_INLINE T FA(selu_fwd)(T x, const fa_params *P, int64_t i)
 FA_INLINE T FA(selu_bwd)(T g, T x, const fa_params *P, int64_t i)
 {
     (void)P; (void)i;
-    W s1, s2, m = FA(exp_parts)((W)x, 0, &s1, &s2);
+    W s1, s2, m = FA(exp_below_parts)(x > 0 ? 0 : (W)x, 0, &s1, &s2); /* NaN passes */
     return x > 0 ? FA(scale_w)(g, FA_SELU_SCALE)
                  : FA(scale_parts)(g, FA_SELU_SA_HI * m + FA_SELU_SA_LO * m, s1, s2);
 }
@@ -701,7 +701,7 @@ FA_INLINE T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
     /* float64: every step a double-double, e = exp(x) with its low part:
      * rounded steps amplified by B's and q's dependence on e measured 4.9
      * ULP at x = -1.0 (beside the root series) */
-    W s1, s2, eml, em = FA(exp_parts_lo)(v, 0, &s1, &s2, &eml);
+    W s1, s2, eml, em = FA(exp_below_parts_lo)(v, 0, &s1, &s2, &eml);
     W e = (em * s1) * s2, el = (eml * s1) * s2;
     W cl, c = fa_two_sum(4, e, &cl);                 /* 4 + e */
     cl += el;
@@ -727,12 +727,12 @@ FA_INLINE T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
     W d2l, d2 = FA(div_dd_lo)(d1, d1l, sq, sl, &d2l);
     W d = d2 + d2l;
 #else
-    W s1, s2, em = FA(exp_parts)(v, 0, &s1, &s2), e = (em * s1) * s2;
+    W s1, s2, em = FA(exp_below_parts)(v, 0, &s1, &s2), e = (em * s1) * s2;
     W B = 4 * (1 + v) + e * ((6 + 4 * v) + e * (4 + e));
     W q = e * e, sq = (2 * e + 2) + q;
     W d = FA(div_sum_sq)(em * B, sq, 0);
 #endif
-    d = em == 0 ? (W)0 : d; /* exp(x) = 0 (x < -1400): no inf*0 */
+    d = em == 0 ? (W)0 : d; /* exp(x) = 0 (below its clamp): no inf*0 */
     int near = fabs(v - (W)fa_root_mish[0]) < FA_ROOT_RADIUS;
     d = FA(near_root_or)(fa_root_mish, v, 0, d);
     return x > FA_MISH_LINEAR_ABOVE ? FA(scale_w)(g, 1)
@@ -745,14 +745,17 @@ FA_INLINE T FA(mish_bwd)(T g, T x, const fa_params *P, int64_t i)
  * keeps the left tail relative-accurate where 1 + erf would cancel, and the
  * low part of z keeps exp(-z^2) exact to the last bit down to the
  * underflow of the result.  For x > 0, erfc(z) = 2 - erfc(|z|). */
-FA_INLINE W FA(gelu_phi_parts)(W v, W *s1, W *s2, W *em, W *ef)
+FA_INLINE W FA(gelu_phi_parts)(W v, W *s1, W *s2, W *em, W *ef, int fwd)
 {
     W zl, zh = FA(mul_dd)(-v, FA_INV_SQRT2_DD_HI, &zl);
 #if FA_PRECISE
     zl += -v * FA_INV_SQRT2_DD_LO;
 #endif
-    W m = FA(erfc_pos_parts)(fabs(zh), zh >= 0 ? zl : -zl, s1, s2, em);
-    m = fabs(zh) > (FA_PRECISE ? FA_ERFC_ZMAX_FULL : FA_ERFC_ZMAX_SHORT) ? 0 : m;
+    W m = FA(erfc_pos_parts)(fabs(zh), zh >= 0 ? zl : -zl, s1, s2, em, fwd);
+    /* beyond the fitted range: 0 for gelu (below every subnormal), the
+     * asymptotic series for gelu' (g*Phi may be in range) */
+    W far = fwd ? 0 : FA(erfcx_asym)(fabs(zh)) * *em;
+    m = fabs(zh) > (FA_PRECISE ? FA_ERFC_ZMAX_FULL : FA_ERFC_ZMAX_SHORT) ? far : m;
     *ef = (*em * *s1) * *s2;
     W right = (2 - (m * *s1) * *s2) / 2;
     *s1 = zh >= 0 ? *s1 : 1;
@@ -767,15 +770,18 @@ FA_INLINE W FA(gelu_phi_parts)(W v, W *s1, W *s2, W *em, W *ef)
  * gelu measured 5.1 ULP in the left tail, so this used glibc's x87 erfcl,
  * scalar: ~80 ns per element).  *ph + *pl = erfc(|z|) mantissa, scaled by
  * s1*s2; *em + *eml = exp(-z^2) = exp(-x^2/2), on the same scales. */
-FA_INLINE W FA(gelu_erfc_dd)(W v, W *s1, W *s2, W *em, W *eml, W *pl, int *left)
+FA_INLINE W FA(gelu_erfc_dd)(W v, W *s1, W *s2, W *em, W *eml, W *pl, int *left, int grad)
 {
     W zl, zh = FA(mul_dd)(-v, FA_INV_SQRT2_DD_HI, &zl);
     zl += -v * FA_INV_SQRT2_DD_LO;
     W a = fabs(zh), al = zh >= 0 ? zl : -zl;
     W ph = FA(erfc_pos_dd)(a, al, s1, s2, em, eml, pl);
-    *pl = a > FA_ERFC_ZMAX_FULL ? 0 : *pl; /* beyond: below every subnormal */
+    *pl = a > FA_ERFC_ZMAX_FULL ? 0 : *pl; /* beyond: no low part (see below) */
     *left = zh >= 0;
-    return a > FA_ERFC_ZMAX_FULL ? 0 : ph;
+    /* beyond: 0 for gelu (below every subnormal), the asymptotic series
+     * for gelu' (`grad`, a constant), as FA(gelu_phi_parts); its error is
+     * a fraction w = 1/x^2 of gelu', so it needs no low part */
+    return a > FA_ERFC_ZMAX_FULL ? (grad ? FA(erfcx_asym)(a) * *em : 0) : ph;
 }
 /* x <= 0: x*P/2, the scales last (a subnormal result rounds once more);
  * x > 0: x*(2 - P*S)/2, 2 - P*S as a double-double; each an FMA. */
@@ -783,7 +789,7 @@ FA_INLINE T FA(gelu_erf_fwd)(T x)
 {
     W v = x, s1, s2, em, eml, pl;
     int left;
-    W ph = FA(gelu_erfc_dd)(v, &s1, &s2, &em, &eml, &pl, &left);
+    W ph = FA(gelu_erfc_dd)(v, &s1, &s2, &em, &eml, &pl, &left, 0);
     W yl = (__builtin_fma(v, 0.5 * ph, v * (0.5 * pl)) * s1) * s2;
     W rl, rh = fa_fast_two_sum(2, -((ph * s1) * s2), &rl);
     rl -= (pl * s1) * s2;
@@ -800,7 +806,7 @@ FA_INLINE W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
 {
     W v = x, em, eml, pl;
     int left;
-    W ph = FA(gelu_erfc_dd)(v, s1, s2, &em, &eml, &pl, &left);
+    W ph = FA(gelu_erfc_dd)(v, s1, s2, &em, &eml, &pl, &left, 1);
     W cl, ch = fa_two_prod(v, FA_INV_SQRT_2PI_DD_HI, &cl);
     cl += v * FA_INV_SQRT_2PI_DD_LO;
     W wl, wh = fa_two_prod(ch, em, &wl);
@@ -821,7 +827,7 @@ FA_INLINE W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
 #else
 FA_INLINE T FA(gelu_erf_fwd)(T x)
 {
-    W s1, s2, em, ef, m = FA(gelu_phi_parts)((W)x, &s1, &s2, &em, &ef);
+    W s1, s2, em, ef, m = FA(gelu_phi_parts)((W)x, &s1, &s2, &em, &ef, 1);
     W y = (((W)x * m) * s1) * s2;
     return (W)x == -INFINITY ? (T)-0.0 : (T)y; /* compared in W: mixed-width masks stop GCC vectorising */
 }
@@ -829,7 +835,7 @@ FA_INLINE T FA(gelu_erf_fwd)(T x)
  * as a double-double. */
 FA_INLINE W FA(gelu_erf_grad_parts)(T x, W *s1, W *s2)
 {
-    W v = (W)x, em, ef, m = FA(gelu_phi_parts)(v, s1, s2, &em, &ef);
+    W v = (W)x, em, ef, m = FA(gelu_phi_parts)(v, s1, s2, &em, &ef, 0);
     /* exp(-z^2) = exp(-x^2/2) = em*s1*s2 = ef: phi shares Phi's exponential */
     W left = m + (ef == 0 ? 0 : v * (em * FA_INV_SQRT_2PI_DD_HI));
     W right = m + FA(mul_limit)(v, ef * FA_INV_SQRT_2PI_DD_HI);

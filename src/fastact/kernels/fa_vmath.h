@@ -44,6 +44,7 @@
 
 #define FA_INV_SQRT_2PI_DD_HI 0x1.9884533d43651p-2 /* 53 bits */
 #define FA_INV_SQRT_2PI_DD_LO -0x1.cbc0d30ebfd15p-56
+#define FA_INV_SQRT_PI 0x1.20dd750429b6dp-1 /* 1/sqrt(pi), rounded */
 
 #define FA_GELU_TANH_A_HI 0x1.9884533d43651p+0 /* 53 bits */
 #define FA_GELU_TANH_A_LO -0x1.cbc0d30ebfd15p-54
@@ -184,6 +185,18 @@ FA_INLINE double fa_pow2i(double k)
 {
     uint64_t ki = fa_bits(k + FA_SHIFTER) - fa_bits(FA_SHIFTER);
     return fa_from_bits((ki + 1023) << 52);
+}
+/* The same for k in [-1074, 959], subnormal below -1022 (2^(k+64), a
+ * normal number, times 2^-64: exact). */
+FA_INLINE double fa_pow2i_sub(double k)
+{
+    uint64_t ki = fa_bits(k + FA_SHIFTER) - fa_bits(FA_SHIFTER);
+    return fa_from_bits((ki + 1023 + 64) << 52) * 0x1p-64;
+}
+/* k in [-1074, 1023]. */
+FA_INLINE double fa_pow2i_any(double k)
+{
+    return k < 0 ? fa_pow2i_sub(k) : fa_pow2i(k);
 }
 
 /* An integer 0 <= n < 2^52 held in a uint64 as a double, without the int64

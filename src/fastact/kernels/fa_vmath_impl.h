@@ -19,7 +19,8 @@
 #define FA_ERFC_H fa_erfc_h_full
 #define FA_ERFC_ZMAX FA_ERFC_ZMAX_FULL
 #define FA_EXP_CLAMP 1400
-/* g*e^x is finite for a subnormal g up to x = 1454.2 (celu' with alpha < 0) */
+/* g*e^x is finite for a subnormal g up to x = 1454.2 (celu' with alpha < 0),
+ * and nonzero for g near the largest double down to x = -1454.2 */
 #define FA_EXP_CLAMP_WIDE 1460
 #else
 #define FA_EXPM1_Q fa_expm1_q_short
@@ -32,13 +33,15 @@
 #define FA_ERFC_K 3.5
 
 /* The shared reduction of exp and expm1: x = k*ln2 + r, |r| <= ln2/2, with
- * x + xl (xl a small low part) clamped to [-1400, hi] for float64 (hi =
- * 1400, or 1460 for FA(exp_parts_wide)): exp overflows above 710, but a
- * mantissa with its two scales (FA(exp_parts)) carries e^x further to a
- * caller that multiplies it by a tiny factor first (celu' with alpha < 0:
- * g*e^x is finite up to 1454.2 for the smallest subnormal g); below -1400
- * even a mantissa multiplied by 2^600 underflows to 0.  float32 needs only
- * [-700, 700] (FA(exp_parts_range_lo)).  Returns expm1(r), sets *k. */
+ * x + xl (xl a small low part) clamped to [-lo, hi].  float64: exp
+ * overflows above 710, but a mantissa with its two scales (FA(exp_parts))
+ * carries e^x further to a caller that multiplies it by a tiny factor first
+ * (celu' with alpha < 0: g*e^x is finite up to 1454.2 for the smallest
+ * subnormal g: hi = 1460, FA(exp_parts_wide)), and below -745 to a caller
+ * that multiplies it by a huge one (g*f'(x) for |g| up to the largest
+ * double: lo = 1460, FA(exp_below_parts_lo)); the others take [-1400,
+ * 1400].  float32 needs only [-700, 700] (FA(exp_parts_range_lo)).
+ * Returns expm1(r), sets *k. */
 FA_INLINE double FA(expm1_core)(double x, double xl, double *k)
 {
     double kd = fa_round_int(x * FA_LOG2E);
@@ -46,27 +49,39 @@ FA_INLINE double FA(expm1_core)(double x, double xl, double *k)
     *k = kd;
     return r + r * r * FA_POLY(FA_EXPM1_Q, r);
 }
-FA_INLINE double FA(expm1_reduced)(double x, double xl, double hi, double *k)
+FA_INLINE double FA(expm1_reduced)(double x, double xl, double lo, double hi, double *k)
 {
     /* |x| > hi (one comparison: GCC 12 cannot vectorise some combinations
-     * of masks): a low part of a clamped x may be NaN */
+     * of masks): a low part of a clamped x may be NaN (below -lo the
+     * callers return 0 whatever the low part) */
 #if FA_PRECISE
     xl = fabs(x) > hi ? 0 : xl;
 #else
     xl = 0; /* float32 callers have no low parts (FA(mul_dd)) */
 #endif
-    x = x < -FA_EXP_CLAMP ? -FA_EXP_CLAMP : (x > hi ? hi : x); /* NaN passes */
+    x = x < -lo ? -lo : (x > hi ? hi : x); /* NaN passes */
     return FA(expm1_core)(x, xl, k);
 }
+
+/* The ranges of FA(exp_parts_range_lo) (constants, which fold): */
+#define FA_EXP_STD 0   /* [-1400, 1400] (float32: [-700, 700]) */
+#define FA_EXP_WIDE 1  /* [-1460, 1460] (float32: as STD) */
+#define FA_EXP_BELOW 2 /* [-1460, 40] (float32: [-700, 40]); the caller's x <= 40 */
 
 /* exp(x + xl) = m*s1*s2: m = 1 + p, and 2^k in two halves s1, s2, so that
  * a result that overflows or is subnormal is rounded once, by the last
  * multiplication (callers that multiply m by more factors apply s1, s2
- * last, for the same reason).  `wide` (a constant) carries e^x up to
- * e^1460 instead of e^1400 for celu' (FA(exp_parts_wide)): there k reaches
- * 2107, each scale is capped at 2^1023 and the excess (up to 2^61) goes
- * into the mantissa; the other callers do without those operations. */
-FA_INLINE double FA(exp_parts_range_lo)(double x, double xl, int wide, double *s1,
+ * last, for the same reason).  FA_EXP_BELOW carries e^x down to e^-1460
+ * for the gradients (FA(exp_below_parts_lo)): there k reaches -2107 and
+ * the scales go below 2^-1022, subnormal (down to 2^-1054, exact), where a
+ * caller's g*(m*s1) then loses bits far below the last one of the result
+ * (which is itself below 2^-1070 there).  FA_EXP_WIDE does that too and
+ * carries e^x up to e^1460 for celu', whose exponent x/alpha takes either
+ * sign (FA(exp_parts_wide)): there k reaches 2107, each scale is capped at
+ * 2^1023 and the excess (up to 2^61) goes into the mantissa.  Both are the
+ * same bits as FA_EXP_STD within its range; the other callers do without
+ * their operations. */
+FA_INLINE double FA(exp_parts_range_lo)(double x, double xl, int range, double *s1,
                                         double *s2, double *lo)
 {
 #if !FA_PRECISE
@@ -75,9 +90,10 @@ FA_INLINE double FA(exp_parts_range_lo)(double x, double xl, int wide, double *s
      * parts are the value itself with unit scales: the constants fold the
      * parts machinery of fa_math.h away (measured, one thread, 10^5
      * elements, same run: float32 sigmoid 2.89 -> 1.74 ns/element, its
-     * backward 5.56 -> 2.73). */
-    (void)wide;
-    double k, p = FA(expm1_reduced)(x, xl, FA_EXP_CLAMP, &k);
+     * backward 5.56 -> 2.73).  FA_EXP_BELOW has no upper clamp (one
+     * comparison and one select per vector less; x <= 40 there). */
+    double k, p = FA(expm1_reduced)(x, xl, FA_EXP_CLAMP,
+                                    range == FA_EXP_BELOW ? INFINITY : FA_EXP_CLAMP, &k);
     *s1 = 1;
     *s2 = 1;
     *lo = -0.0; /* m + -0.0 folds to m; +0.0 would not (-0 + 0 = +0) */
@@ -88,30 +104,48 @@ FA_INLINE double FA(exp_parts_range_lo)(double x, double xl, int wide, double *s
      * callers, setup.py) */
     return ((1 + p) * fa_pow2i(k)) * (x < -FA_EXP_CLAMP ? 0.0 : 1.0);
 #else
-    double k, p = FA(expm1_reduced)(x, xl, wide ? FA_EXP_CLAMP_WIDE : FA_EXP_CLAMP, &k);
+    int wide = range == FA_EXP_WIDE, below = range == FA_EXP_BELOW;
+    double bottom = (below || wide) ? FA_EXP_CLAMP_WIDE : FA_EXP_CLAMP;
+    double top = wide ? FA_EXP_CLAMP_WIDE : (below ? INFINITY : FA_EXP_CLAMP);
+    double k, p = FA(expm1_reduced)(x, xl, bottom, top, &k);
     double k1 = fa_round_int(k * 0.5), k2 = k - k1, big = 1;
     if (wide) {
         k1 = k1 > 1023 ? 1023 : k1;
         k2 = k2 > 1023 ? 1023 : k2;
         big = fa_pow2i(k - k1 - k2);
     }
-    *s1 = fa_pow2i(k1);
-    *s2 = fa_pow2i(k2);
+    *s1 = below ? fa_pow2i_sub(k1) : (wide ? fa_pow2i_any(k1) : fa_pow2i(k1));
+    *s2 = below ? fa_pow2i_sub(k2) : (wide ? fa_pow2i_any(k2) : fa_pow2i(k2));
     /* below the clamp the value is taken as exactly 0, so that no factor
-     * (up to 2^600) can lift the clamped mantissa back into range */
+     * (up to 2^1024) can lift the clamped mantissa back into range */
     double m = 1 + p;
-    *lo = x < -FA_EXP_CLAMP ? 0 : ((1 - m) + p) * big; /* the rounding of 1 + p (Fast2Sum) */
-    return x < -FA_EXP_CLAMP ? 0 : m * big;
+    *lo = x < -bottom ? 0 : ((1 - m) + p) * big; /* the rounding of 1 + p (Fast2Sum) */
+    return x < -bottom ? 0 : m * big;
 #endif
 }
 FA_INLINE double FA(exp_parts_lo)(double x, double xl, double *s1, double *s2, double *lo)
 {
-    return FA(exp_parts_range_lo)(x, xl, 0, s1, s2, lo);
+    return FA(exp_parts_range_lo)(x, xl, FA_EXP_STD, s1, s2, lo);
+}
+/* The same for x <= 40 (or NaN), carried down to e^-1460 for float64 (see
+ * FA_EXP_BELOW): the exponentials of the gradients, whose g*f'(x) is in
+ * range for |g| near the largest double while f'(x) is far below the
+ * smallest subnormal (sigmoid'(-1420) = e^-1420; with g = 1.7e308 the
+ * result is 5e-309, 0 with the range of FA_EXP_STD). */
+FA_INLINE double FA(exp_below_parts_lo)(double x, double xl, double *s1, double *s2,
+                                        double *lo)
+{
+    return FA(exp_parts_range_lo)(x, xl, FA_EXP_BELOW, s1, s2, lo);
+}
+FA_INLINE double FA(exp_below_parts)(double x, double xl, double *s1, double *s2)
+{
+    double lo;
+    return FA(exp_below_parts_lo)(x, xl, s1, s2, &lo);
 }
 FA_INLINE double FA(exp_parts_wide)(double x, double xl, double *s1, double *s2)
 {
     double lo;
-    return FA(exp_parts_range_lo)(x, xl, 1, s1, s2, &lo);
+    return FA(exp_parts_range_lo)(x, xl, FA_EXP_WIDE, s1, s2, &lo);
 }
 FA_INLINE double FA(exp_parts)(double x, double xl, double *s1, double *s2)
 {
@@ -242,15 +276,43 @@ FA_INLINE double FA(log1p_unit)(double x)
  * clamped to the fitted range; beyond it the result is below the smallest
  * subnormal of T. */
 FA_INLINE double FA(erfc_pos_parts)(double zh, double zl, double *s1, double *s2,
-                                        double *em)
+                                        double *em, int fwd)
 {
-    zh = zh > 40 ? 40 : zh; /* erfc(40) < 2^-2300: keeps z^2 finite */
     double zc = zh > FA_ERFC_ZMAX ? FA_ERFC_ZMAX : zh;
     double u = (zc - FA_ERFC_K) / (zc + FA_ERFC_K);
+#if !FA_PRECISE
+    if (fwd) {
+        /* float32 gelu forward (`fwd`, a constant), which zeroes erfc
+         * beyond FA_ERFC_ZMAX and needs no exp(-z^2) of its own: z = zc
+         * throughout, so exp's argument lies in [-110.25, 0] and needs
+         * none of its clamps.  The same bits up to FA_ERFC_ZMAX (the same
+         * operations); the gradient's x*exp(-z^2) needs z itself beyond. */
+        double k, p = FA(expm1_core)(-(zc * zc), 0, &k);
+        *em = (1 + p) * fa_pow2i(k);
+        *s1 = *s2 = 1;
+        return FA_POLY(FA_ERFC_H, u) / (zc + FA_ERFC_K) * *em;
+    }
+#endif
+    (void)fwd;
+    zh = zh > 40 ? 40 : zh; /* erfc(40) < 2^-2300: keeps z^2 finite */
     double pl, ph = fa_two_prod(zh, zh, &pl);
     pl += 2 * zh * zl;
     *em = FA(exp_parts)(-ph, -pl, s1, s2);
     return FA_POLY(FA_ERFC_H, u) / (zh + FA_ERFC_K) * *em;
+}
+
+/* erfc(z)*exp(z^2) beyond FA_ERFC_ZMAX, where H is not fitted (and erfc
+ * itself is below every subnormal of T): the asymptotic series
+ * 1/(z sqrt(pi)) * sum_n (-1)^n (2n-1)!! w^n, w = 1/(2z^2), through n = 5.
+ * Only gelu' needs it (a large upstream gradient lifts g*Phi(x) back into
+ * range): its Phi(x) is a fraction w of x*phi(x) there, so the series'
+ * truncation, 10395 w^6 relative (9.0e-11 at float32's z = 10.5, 9.1e-16
+ * at float64's 27.4), is 2^-41 and 2^-60 of the gradient. */
+FA_INLINE double FA(erfcx_asym)(double z)
+{
+    double r = 1 / z, w = 0.5 * r * r;
+    double s = 1 + w * (-1 + w * (3 + w * (-15 + w * (105 + w * -945))));
+    return s * r * FA_INV_SQRT_PI;
 }
 
 /* (n + nl)/(d + dl) as q + *lo, unrounded (double-doubles in and out).
@@ -342,7 +404,7 @@ FA_INLINE double FA(erfc_pos_dd)(double zh, double zl, double *s1, double *s2, d
     double ql, qh = FA(div_dd_lo)(ah, al, kh, kl + zl, &ql);
     double pl, ph = fa_two_prod(zh, zh, &pl);
     pl += 2 * zh * zl;
-    *em = FA(exp_parts_lo)(-ph, -pl, s1, s2, eml);
+    *em = FA(exp_below_parts_lo)(-ph, -pl, s1, s2, eml);
     double rl, rh = fa_two_prod(qh, *em, &rl);
     *lo = rl + (qh * *eml + ql * *em);
     return rh;
