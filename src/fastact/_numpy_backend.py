@@ -666,9 +666,12 @@ def _c_swish_backward(x, p):
 
 @_backward
 def _c_tanh_backward(x, p):
-    # tanh'(x) = 4e/(1+e)**2, e = exp(-2|x|), = 4*sigmoid'(2x)
+    # tanh'(x) = 4e/(1+e)**2, e = exp(-2|x|), = 4*sigmoid'(2x); 4e where e
+    # is deep (to within 2**-1000 relative), scaled as sigmoid' is
     _, ds, scale = _logistic(2.0 * x, grad=True)
-    return 4.0 * ds[0] * scale
+    v = -2.0 * np.abs(x)
+    e, k = _exp_k(v)
+    return _with_deep(4.0 * ds[0] * scale, _deep(v), (4.0 * e, k))
 
 
 @_backward
@@ -901,7 +904,11 @@ def _c_gelu_backward(x, p):
         xc = np.clip(x, -_GELU_TANH_CLIP, _GELU_TANH_CLIP)
         w = _dd_mul(_GELU_2K, _dd_mul((xc, 0.0), _dd_add((1.0, 0.0), _dd_mul(_GELU_3C, x2))))
         near, series = _near_root(_GELU_TANH_ROOT, x)
-        return np.where(near, series, _dd_add(s, _dd_mul(w, ds))[0] * scale)
+        d = np.where(near, series, _dd_add(s, _dd_mul(w, ds))[0] * scale)
+        # for z < -700, f' = exp(z + zl)*(1 + w) to within 2**-1000 relative,
+        # scaled (g*f' is in range for |g| near the float64 maximum)
+        e, k = _exp_k(z, zl)
+        return _with_deep(d, _deep(z), (e * (1.0 + w[0]), k))
     # Phi + x*phi as double-doubles. In the left tail both terms carry the
     # same power of 2 (z*z and x*x/2 agree but for rounding); where the two
     # differ, the terms are scaled first.
@@ -910,7 +917,18 @@ def _c_gelu_backward(x, p):
     together = np.ldexp(_dd_add((0.5 * hi, 0.5 * lo), xphi)[0], n)
     apart = np.ldexp(0.5 * hi, n) + np.ldexp(xphi[0], n_xphi)
     near, series = _near_root(_GELU_NONE_ROOT, x)
-    return np.where(near, series, np.where(n == n_xphi, together, apart))
+    d = np.where(near, series, np.where(n == n_xphi, together, apart))
+    # Far left (x < -37), where f' is subnormal or underflows while g*f'
+    # need not (|g| up to the float64 maximum, down to x = -53.9): Phi(x) =
+    # phi(x)/|x| * S(w), w = 1/x**2, S erfc's asymptotic series (through
+    # 945 w**5; the next term is below 2e-15 of S there, and Phi is w of
+    # f'), so f' = x*phi*(1 - w*S), returned as d*2**-k for _backward with
+    # |d| <= 1 (x*phi's mantissa is below 64 in magnitude: 2**-6).
+    far = (x < -_GELU_TAIL) & (x > -54.0)
+    w = 1.0 / (x * x)
+    tail = 1.0 - w * (1.0 + w * (-1.0 + w * (3.0 + w * (-15.0 + w * (105.0 - 945.0 * w)))))
+    return (np.where(far, xphi[0] * tail * 2.0**-6, d),
+            np.where(far, -n_xphi - 6, 0))
 
 
 # ---------------------------------------------------------------------------
@@ -2720,7 +2738,11 @@ def _gelu_rare(x, p, grad=False):
     tanh = p["approximate"] == "tanh"
     if x.dtype == _F32:
         if grad and not tanh:
-            return lambda x: ~(np.abs(x - _F32(_GELU_ROOT)) > _F32(_GELU_ROOT_NEAR))
+            # near the root, and beyond the kernel's erfc (|x|/sqrt(2) >
+            # 10.5, clipped there), where g*gelu' is in range for |g| above
+            # 1e26 down to x = -19.5: the careful path's erfc reaches z = 28
+            return lambda x: ~((np.abs(x - _F32(_GELU_ROOT)) > _F32(_GELU_ROOT_NEAR))
+                               & (x > _F32(-_GELU32_AMAX * np.sqrt(2.0))))
         return None
     return _below(-(_GELU_TANH_TAIL if tanh else _GELU_TAIL))
 
