@@ -720,8 +720,9 @@ def targets(rows: Sequence[dict]) -> List[dict]:
         chosen = [r for r in measured
                   if r["n"] >= TARGET_MIN_N and r.get(f"{peer}/fastact") is not None]
         mean = _geomean([r[f"{peer}/fastact"] for r in chosen])
-        # the piecewise-linear ops run at memory speed in every library, so
-        # their ratios are bounded by the memory, not by the kernels
+        # the mean over each kind of op too: where the total comes from
+        # (fastact's piecewise-linear loops run at about copy speed, its
+        # smooth ones at the cost of their arithmetic)
         parts = {kind: _geomean([r[f"{peer}/fastact"] for r in chosen
                                  if (r["op"] in exact) == is_exact])
                  for kind, is_exact in (("piecewise-linear", True), ("smooth", False))}
