@@ -124,8 +124,8 @@ FA_INLINE W FA(mul_parts_lo)(W x, W m, W ml, W s1, W s2)
 {
 #if FA_PRECISE
     W full = (m * s1) * s2, full_lo = (ml * s1) * s2;
-    W xm = __builtin_fma(x, m, x * ml);
-    W v = s1 >= 1 ? __builtin_fma(x, full, x * full_lo) : (xm * s1) * s2;
+    W xm = fa_fma(x, m, x * ml);
+    W v = s1 >= 1 ? fa_fma(x, full, x * full_lo) : (xm * s1) * s2;
     v = isinf(x) ? x * full : v; /* no inf - inf from the low part */
     return (m == 0 || (full == 0 && isinf(x))) ? copysign((W)0, x) : v;
 #else
@@ -158,7 +158,7 @@ FA_INLINE W FA(mul_dd)(W a, W x, W *zl)
 FA_INLINE W FA(mul_lo)(W a, W m, W ml)
 {
 #if FA_PRECISE
-    return __builtin_fma(a, m, a * ml);
+    return fa_fma(a, m, a * ml);
 #else
     (void)ml;
     return a * m;
@@ -374,7 +374,7 @@ FA_INLINE T FA(elu_bwd)(T g, T x, const fa_params *P, int64_t i)
 FA_INLINE W FA(selu_s_times)(W x)
 {
 #if FA_PRECISE
-    return __builtin_fma(FA_SELU_SCALE, x, FA_SELU_SCALE_LO * x);
+    return fa_fma(FA_SELU_SCALE, x, FA_SELU_SCALE_LO * x);
 #else
     return FA_SELU_SCALE * x;
 #endif
@@ -384,7 +384,7 @@ FA_INLINE W FA(selu_s_times)(W x)
 FA_INLINE W FA(selu_sa_times)(W e, W el)
 {
 #if FA_PRECISE
-    return __builtin_fma(FA_SELU_SA_HI, e, FA_SELU_SA_LO * e + FA_SELU_SA_HI * el);
+    return fa_fma(FA_SELU_SA_HI, e, FA_SELU_SA_LO * e + FA_SELU_SA_HI * el);
 #else
     (void)el;
     return FA_SELU_SA_HI * e;
@@ -801,10 +801,10 @@ FA_INLINE T FA(gelu_erf_fwd)(T x)
     W v = x, s1, s2, em, eml, pl;
     int left;
     W ph = FA(gelu_erfc_dd)(v, &s1, &s2, &em, &eml, &pl, &left, 0);
-    W yl = (__builtin_fma(v, 0.5 * ph, v * (0.5 * pl)) * s1) * s2;
+    W yl = (fa_fma(v, 0.5 * ph, v * (0.5 * pl)) * s1) * s2;
     W rl, rh = fa_fast_two_sum(2, -((ph * s1) * s2), &rl);
     rl -= (pl * s1) * s2;
-    W yr = __builtin_fma(v, 0.5 * rh, v * (0.5 * rl));
+    W yr = fa_fma(v, 0.5 * rh, v * (0.5 * rl));
     W y = left ? yl : yr;
     y = v == 0 ? v : y; /* +-0 (a low part of the wrong sign would give +0 for -0) */
     return isinf(v) ? (v > 0 ? x : (T)-0.0) : (T)y; /* no inf*0 from the low parts */

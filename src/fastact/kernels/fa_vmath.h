@@ -23,6 +23,8 @@
 #ifndef FA_VMATH_H
 #define FA_VMATH_H
 
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -206,16 +208,38 @@ FA_INLINE double fa_small_uint_to_double(uint64_t n)
     return fa_from_bits(fa_bits(0x1p52) | n) - 0x1p52;
 }
 
-/* a*b = p + e exactly (p = a*b rounded, no overflow).  FMA: one instruction
- * on x86-64-v3; on the baseline level a call to libm's correctly rounded
- * fma, so that both levels give the same bits (Dekker's product would be
- * exact too, but its split overflows for |a| > 2^996). */
+/* a*b = p + e exactly (p = a*b rounded, no overflow; e = -p where p
+ * overflows, as the FMA gives it).  With FMA (x86-64-v3 and up): one
+ * instruction.  Without (the baseline level): Dekker's product of
+ * Veltkamp's halves, with an operand above 2^995 scaled by 2^-64 first so
+ * that the split cannot overflow, and e scaled back.  (GCC's __builtin_fma
+ * there is a call to libm's fma, scalar: it made the baseline level's
+ * float64 functions 2-4x slower than these operations on this machine, and
+ * a CPU without FMA runs glibc's software fma, slower still.) */
+#ifdef __FMA__
 FA_INLINE double fa_two_prod(double a, double b, double *e)
 {
     double p = a * b;
     *e = __builtin_fma(a, b, -p);
     return p;
 }
+#else
+FA_INLINE double fa_split_hi(double a)
+{
+    double t = a * 134217729.0; /* 2^27 + 1 */
+    return t - (t - a);
+}
+FA_INLINE double fa_two_prod(double a, double b, double *e)
+{
+    double p = a * b;
+    double sa = fabs(a) > 0x1p995 ? 0x1p-64 : 1, sb = fabs(b) > 0x1p995 ? 0x1p-64 : 1;
+    double as = a * sa, bs = b * sb, ps = as * bs;
+    double ah = fa_split_hi(as), al = as - ah, bh = fa_split_hi(bs), bl = bs - bh;
+    double err = ((ah * bh - ps) + ah * bl + al * bh) + al * bl;
+    *e = isinf(p) ? -p : err * (1 / (sa * sb));
+    return p;
+}
+#endif
 
 /* a + b = s + e exactly, for |a| >= |b| or a = 0 (Fast2Sum). */
 FA_INLINE double fa_fast_two_sum(double a, double b, double *e)
@@ -231,6 +255,32 @@ FA_INLINE double fa_two_sum(double a, double b, double *e)
     double s = a + b, bb = s - a;
     *e = (a - (s - bb)) + (b - bb);
     return s;
+}
+
+/* a*b + c rounded once: the FMA instruction; without it (the baseline
+ * level, see fa_two_prod) a*b = p + e and p + c = s + t exactly, then
+ * s + (t + e), which is correctly rounded but where t + e rounds onto a
+ * tie.  Where a*b and c are tiny, they are scaled by 2^200 first and the
+ * result back (Dekker's error term is inexact where the partial
+ * products underflow: subnormal results of elu, selu and mish were 1.5
+ * ULP off without it, on the float64 sweep). */
+FA_INLINE double fa_fma(double a, double b, double c)
+{
+#ifdef __FMA__
+    return __builtin_fma(a, b, c);
+#else
+    /* scaled: c and the smaller of a, b (then below 2^-450) */
+    int small = fabs(a * b) < 0x1p-900 && fabs(c) < 0x1p-800, sa = fabs(a) <= fabs(b);
+    double as = (small && sa) ? a * 0x1p200 : a, bs = (small && !sa) ? b * 0x1p200 : b;
+    double cs = small ? c * 0x1p200 : c;
+    double e, p = fa_two_prod(as, bs, &e);
+    double t, s = fa_two_sum(p, cs, &t);
+    double te = t + e;
+    /* te = 0: s itself, with the sign of an exact zero p + c (-0 + -0 = -0,
+     * as the FMA's), which s + +0 would lose; inf, NaN: as the FMA */
+    double r = fabs(s) <= DBL_MAX ? (te == 0 ? s : s + te) : p + cs;
+    return small ? r * 0x1p-200 : r;
+#endif
 }
 
 /* Horner's rule on a table of N ascending coefficients. */
