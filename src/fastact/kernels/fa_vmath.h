@@ -213,9 +213,10 @@ FA_INLINE double fa_small_uint_to_double(uint64_t n)
  * instruction.  Without (the baseline level): Dekker's product of
  * Veltkamp's halves, with an operand above 2^995 scaled by 2^-64 first so
  * that the split cannot overflow, and e scaled back.  (GCC's __builtin_fma
- * there is a call to libm's fma, scalar: it made the baseline level's
- * float64 functions 2-4x slower than these operations on this machine, and
- * a CPU without FMA runs glibc's software fma, slower still.) */
+ * there is a call to libm's fma, scalar and out of line, which on a CPU
+ * without FMA is glibc's software version: the baseline level's float64
+ * functions took 4-23x longer with it, measured with that version chosen
+ * by GLIBC_TUNABLES=glibc.cpu.hwcaps=-FMA,-FMA4,-AVX2.) */
 #ifdef __FMA__
 FA_INLINE double fa_two_prod(double a, double b, double *e)
 {
